@@ -1,0 +1,172 @@
+"""PyTorch hooks that apply a bound steering spec during one model call, and always remove themselves.
+
+One *call* is either a scoring forward pass (lm-eval loglikelihood: prompt + continuation in one
+pass) or a whole ``generate`` (prefill, then one forward per new token). ``SteeringRuntime.call``
+is a context manager: it registers a pre-hook on the model (to know which absolute positions each
+forward pass covers) and one hook per steered block, and removes them all on exit, also on error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from steering_models.ops import text_config
+from steering_models.positions import Positions
+from steering_models.spec import SteerSpec
+
+if TYPE_CHECKING:
+    from steering_models.ops import OpFn
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """Where a row's real tokens sit in the padded input of a call."""
+
+    offset: int  # index of the first real token (left padding shifts it)
+    prompt_len: int  # real prompt (context) tokens
+    length: int  # real tokens in the input: prompt + continuation tokens fed back (scoring)
+
+
+@dataclass
+class CallContext:
+    """What a steering op may look at while its hook runs (see ops.SteeringOp.bind)."""
+
+    phase: str  # "score" | "prefill" | "decode"
+    input_ids: torch.Tensor  # the padded input of the call ([B, T])
+    layouts: list[RowLayout]
+    start: int = 0  # absolute position of the current forward pass's first column
+    width: int = 0  # columns in the current forward pass
+    state: dict[str, Any] = field(default_factory=dict)  # per call; ops keep per-row decisions here
+
+    @property
+    def prompt_ids(self) -> list[list[int]]:
+        return [self.input_ids[i, lay.offset: lay.offset + lay.prompt_len].tolist()
+                for i, lay in enumerate(self.layouts)]
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        """Real tokens among the current forward pass's columns ([B, width])."""
+        cols = torch.arange(self.start, self.start + self.width)
+        offsets = torch.tensor([lay.offset for lay in self.layouts]).unsqueeze(1)
+        ends = torch.tensor([lay.offset + lay.length for lay in self.layouts]).unsqueeze(1)
+        in_input = (cols >= offsets) & (cols < ends)
+        return in_input | (cols >= self.input_ids.shape[1])
+
+
+def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The decoder blocks of a HF causal LM (the ModuleList as long as the model's layer count)."""
+    n_layers = text_config(model.config).num_hidden_layers
+    candidates = [(name, mod) for name, mod in model.named_modules()
+                  if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers]
+    if not candidates:
+        raise RuntimeError(f"cannot find the {n_layers} decoder blocks of {type(model).__name__}")
+    return min(candidates, key=lambda c: c[0].count("."))[1]
+
+
+def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any) -> torch.Tensor:
+    """[B, T] mask over the call's input for one selector."""
+    batch, width = ctx.input_ids.shape
+    mask = torch.zeros(batch, width, dtype=torch.bool)
+    for row, (lay, prompt) in enumerate(zip(ctx.layouts, ctx.prompt_ids, strict=True)):
+        idx = positions.prompt_indices(prompt, tokenizer)
+        if idx:
+            mask[row, torch.tensor(idx) + lay.offset] = True
+        if positions.steers_generated and lay.length > lay.prompt_len:
+            mask[row, lay.offset + lay.prompt_len: lay.offset + lay.length] = True
+    return mask
+
+
+class SteeringRuntime:
+    """A spec bound to a loaded model: the functions to run at each block, in spec order."""
+
+    def __init__(self, model: torch.nn.Module, spec: SteerSpec, tokenizer: Any) -> None:
+        self.model, self.spec, self.tokenizer = model, spec, tokenizer
+        self.blocks = find_blocks(model) if not spec.is_empty else None
+        param = next(model.parameters())
+        self.bound: list[tuple[int, str, Positions, OpFn]] = []  # noqa: F821
+        for iv in spec.interventions:
+            for layer in iv.layers:
+                fn = iv.op.bind(layer, param.device, param.dtype)
+                if fn is not None:
+                    self.bound.append((layer, iv.hook, iv.positions, fn))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.bound)
+
+    @contextmanager
+    def call(self, input_ids: torch.Tensor, layouts: list[RowLayout], phase: str) -> Iterator[CallContext | None]:
+        """Steer every forward pass inside this block; ``phase`` is "score" or "generate"."""
+        if not self.bound:
+            yield None
+            return
+        assert self.blocks is not None
+        ctx = CallContext("score" if phase == "score" else "prefill", input_ids.cpu(), layouts)
+        masks = {pos: _prompt_mask(pos, ctx, self.tokenizer) for pos in {b[2] for b in self.bound}}
+        step_masks: dict[Positions, torch.Tensor] = {}
+        n_input = input_ids.shape[1]
+        forwards = 0
+
+        def before_model(module: Any, args: tuple, kwargs: dict) -> None:
+            nonlocal forwards
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if ids is None:
+                ids = kwargs["inputs_embeds"]
+            ctx.start = 0 if forwards == 0 else ctx.start + ctx.width
+            ctx.width = ids.shape[1]
+            if forwards > 0:
+                ctx.phase = "decode"
+            forwards += 1
+            step_masks.clear()
+
+        def mask_for(pos: Positions, device: torch.device) -> torch.Tensor:
+            if pos not in step_masks:
+                full = masks[pos]
+                lo, hi = ctx.start, ctx.start + ctx.width
+                if hi <= n_input:
+                    m = full[:, lo:hi]
+                else:
+                    tail = torch.full((full.shape[0], hi - max(lo, n_input)), pos.steers_generated)
+                    m = torch.cat([full[:, lo:n_input], tail], dim=1) if lo < n_input else tail
+                step_masks[pos] = m.to(device)
+            return step_masks[pos]
+
+        def apply(layer: int, hook: str, hidden: torch.Tensor) -> torch.Tensor:
+            for b_layer, b_hook, pos, fn in self.bound:
+                if b_layer == layer and b_hook == hook:
+                    hidden = fn(hidden, mask_for(pos, hidden.device), ctx)
+            return hidden
+
+        def post_hook(layer: int):  # type: ignore[no-untyped-def]
+            def hook(module: Any, args: tuple, output: Any) -> Any:
+                if isinstance(output, tuple):
+                    return (apply(layer, "resid_post", output[0]), *output[1:])
+                return apply(layer, "resid_post", output)
+            return hook
+
+        def pre_hook(layer: int):  # type: ignore[no-untyped-def]
+            def hook(module: Any, args: tuple, kwargs: dict) -> Any:
+                if args:
+                    return (apply(layer, "resid_pre", args[0]), *args[1:]), kwargs
+                kwargs = dict(kwargs)
+                kwargs["hidden_states"] = apply(layer, "resid_pre", kwargs["hidden_states"])
+                return args, kwargs
+            return hook
+
+        handles = [self.model.register_forward_pre_hook(before_model, with_kwargs=True)]
+        try:
+            for layer, hook in sorted({(b[0], b[1]) for b in self.bound}):
+                block = self.blocks[layer]
+                if hook == "resid_post":
+                    handles.append(block.register_forward_hook(post_hook(layer)))
+                else:
+                    handles.append(block.register_forward_pre_hook(pre_hook(layer), with_kwargs=True))
+            yield ctx
+        finally:
+            for h in handles:
+                h.remove()

@@ -1,0 +1,120 @@
+"""Shared fixtures: tiny random-weight models (Llama- and Gemma-style) with a real BPE tokenizer
+trained in the test on the questionnaire prompt and a little Shakespeare. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import steering_models._bootstrap  # noqa: F401  (registers steered-hf + our tasks when run from a checkout)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# the questionnaire template, so its words (" your values" ...) are real tokens of the tiny tokenizer
+_TRAIN_TEXT = (
+    "Instruction:\nAnswer the Question according to your values.\n\n(FYI, here is your trait. Gender: "
+    "female; Job: Energy Manager, MBTI: ESTP)\n\nFirst write your Thought about the question, then Answer "
+    "the question with 'yes' or 'no'.\n\nRefer to the format of the following Examples.\n\nExample:\n"
+    "Question: Should I always be nice to others?\nThought: Being nice to others may make me feel more "
+    "accomplishment and live in a good mood.\nAnswer: yes\n\nNow it is your turn.\nQuestion: Should I "
+    "always be a happy person?\nThought: Answer: no unsure\n"
+)
+
+
+def _corpus() -> list[str]:
+    text = _TRAIN_TEXT * 20
+    shakespeare = SHARED / "data" / "corpus" / "tinyshakespeare.txt"
+    if shakespeare.is_file():
+        text += shakespeare.read_text()[:60_000]
+    return text.split("\n")
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def build_tokenizer(vocab_size: int = 600):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>", bos_token="<|endoftext|>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(kind: str, vocab_size: int, seed: int = 0):
+    import torch
+    from transformers import AutoModelForCausalLM, Gemma2Config, LlamaConfig
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                  bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    if kind == "llama":
+        config = LlamaConfig(**common)
+    elif kind == "gemma":
+        config = Gemma2Config(**common, head_dim=16, sliding_window=512)
+    else:
+        raise ValueError(kind)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="session", params=["llama", "gemma"])
+def tiny_model_dir(request, tmp_path_factory, tiny_tokenizer) -> Path:
+    """A saved tiny model folder (Llama- and Gemma-style: tests using it run on both)."""
+    return _save(request.param, tmp_path_factory, tiny_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    return _save("llama", tmp_path_factory, tiny_tokenizer)
+
+
+def _save(kind: str, tmp_path_factory, tokenizer) -> Path:
+    out = tmp_path_factory.mktemp(f"tiny-{kind}")
+    model = build_model(kind, len(tokenizer))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_task_dir(tmp_path_factory) -> Path:
+    """A tiny local lm-eval task folder: one loglikelihood task and one generate_until task."""
+    out = tmp_path_factory.mktemp("tiny-task")
+    docs = [{"question": q, "answer": a} for q, a in [
+        ("Should I always be nice to others?", "yes"),
+        ("Should I always be a happy person?", "no"),
+        ("Should I follow your values when choosing a job?", "yes"),
+        ("Is money the most important thing?", "no"),
+    ]]
+    (out / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    prompt = "Answer the Question according to your values.\\nQuestion: {{question}}\\nAnswer:"
+    common = (f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {out / 'docs.jsonl'}\n"
+              f"test_split: test\ndoc_to_text: \"{prompt}\"\n")
+    (out / "tiny_values_ll.yaml").write_text(
+        "task: tiny_values_ll\n" + common + "output_type: multiple_choice\ndoc_to_choice: [' yes', ' no']\n"
+        "doc_to_target: \"{{0 if answer == 'yes' else 1}}\"\nmetric_list:\n  - metric: acc\n")
+    (out / "tiny_values_gen.yaml").write_text(
+        "task: tiny_values_gen\n" + common + "output_type: generate_until\ndoc_to_target: answer\n"
+        "generation_kwargs:\n  until: ['\\n']\n  max_gen_toks: 6\n  do_sample: false\n"
+        "metric_list:\n  - metric: exact_match\n")
+    return out
