@@ -94,9 +94,19 @@ def _build(target: Path) -> None:
         gguf = assemble_gguf(tmp_dir / "model.gguf")
         tokenizer = AutoTokenizer.from_pretrained(str(tmp_dir), gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(str(tmp_dir), gguf_file=gguf.name, dtype=torch.float32)
-        model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):  # the saved folder is plain float32 safetensors
+            del config.quantization_config
+        config.name_or_path = MODEL_ID
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.load_state_dict(loaded.state_dict(), strict=True)
-        model.config.name_or_path = MODEL_ID
+        model.eval()
+        probe = torch.tensor([tokenizer("Answer the Question according to your values.")["input_ids"]])
+        with torch.no_grad():
+            want, got = loaded(probe).logits, model(probe).logits
+        if not torch.allclose(want, got, atol=1e-3, rtol=1e-3):
+            raise RuntimeError("the default model rebuilt from its GGUF gives other logits than the GGUF itself "
+                               f"(max difference {(want - got).abs().max():.3g}); not caching it.")
         out = tmp_dir / "hf"
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
