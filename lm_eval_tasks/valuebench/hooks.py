@@ -20,6 +20,7 @@ from typing import Any
 import datasets
 
 from lm_eval_tasks.judging import judge_outputs, score
+from lm_eval_tasks.metrics import nanmean, total  # noqa: F401  (YAML aggregations)
 from lm_eval_tasks.valuebench.data import (
     DEFAULT_ITEM_FRACTION,
     DEFAULT_SEED,
@@ -209,13 +210,3 @@ def process_results_explicit(
             metrics["orientation"] if doc["instruction"] == instruction else float("nan")
         )
     return metrics
-
-
-def nanmean(values: Sequence[float]) -> float:
-    """Mean over scored items (NaN = unscored is left out); NaN if nothing was scored."""
-    kept = [float(v) for v in values if not math.isnan(float(v))]
-    return sum(kept) / len(kept) if kept else float("nan")
-
-
-def total(values: Sequence[float]) -> float:
-    return float(sum(values))
