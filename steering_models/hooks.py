@@ -8,7 +8,7 @@ forward pass covers) and one hook per steered block, and removes them all on exi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ class RowLayout:
     offset: int  # index of the first real token (left padding shifts it)
     prompt_len: int  # real prompt (context) tokens
     length: int  # real tokens in the input: prompt + continuation tokens fed back (scoring)
+    config: int = 0  # which of the runtime's specs steers this row (sweeps: several per batch)
 
 
 @dataclass
@@ -68,11 +69,14 @@ def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     return min(candidates, key=lambda c: c[0].count("."))[1]
 
 
-def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any) -> torch.Tensor:
-    """[B, T] mask over the call's input for one selector."""
+def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any,
+                 rows: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T] mask over the call's input for one selector (only on ``rows`` when given)."""
     batch, width = ctx.input_ids.shape
     mask = torch.zeros(batch, width, dtype=torch.bool)
     for row, (lay, prompt) in enumerate(zip(ctx.layouts, ctx.prompt_ids, strict=True)):
+        if rows is not None and not bool(rows[row]):
+            continue
         idx = positions.prompt_indices(prompt, tokenizer)
         if idx:
             mask[row, torch.tensor(idx) + lay.offset] = True
@@ -82,18 +86,28 @@ def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any) -> torc
 
 
 class SteeringRuntime:
-    """A spec bound to a loaded model: the functions to run at each block, in spec order."""
+    """Specs bound to a loaded model: the functions to run at each block, in spec order.
 
-    def __init__(self, model: torch.nn.Module, spec: SteerSpec, tokenizer: Any) -> None:
-        self.model, self.spec, self.tokenizer = model, spec, tokenizer
-        self.blocks = find_blocks(model) if not spec.is_empty else None
+    ``spec`` is one spec, or a sequence of specs for per-row steering (sweeps): spec ``k`` steers
+    only the rows whose ``RowLayout.config == k``, so one forward pass serves several configs.
+    """
+
+    def __init__(self, model: torch.nn.Module, spec: SteerSpec | Sequence[SteerSpec], tokenizer: Any) -> None:
+        specs = (spec,) if isinstance(spec, SteerSpec) else tuple(spec)
+        if not specs:
+            specs = (SteerSpec(),)
+        self.model, self.specs, self.tokenizer = model, specs, tokenizer
+        self.spec = specs[0]
+        self.blocks = find_blocks(model) if any(not s.is_empty for s in specs) else None
         param = next(model.parameters())
-        self.bound: list[tuple[int, str, Positions, OpFn]] = []  # noqa: F821
-        for iv in spec.interventions:
-            for layer in iv.layers:
-                fn = iv.op.bind(layer, param.device, param.dtype)
-                if fn is not None:
-                    self.bound.append((layer, iv.hook, iv.positions, fn))
+        # (layer, hook, positions, fn, config index)
+        self.bound: list[tuple[int, str, Positions, OpFn, int]] = []  # noqa: F821
+        for config, one in enumerate(specs):
+            for iv in one.interventions:
+                for layer in iv.layers:
+                    fn = iv.op.bind(layer, param.device, param.dtype)
+                    if fn is not None:
+                        self.bound.append((layer, iv.hook, iv.positions, fn, config))
 
     @property
     def active(self) -> bool:
@@ -107,8 +121,21 @@ class SteeringRuntime:
             return
         assert self.blocks is not None
         ctx = CallContext("score" if phase == "score" else "prefill", input_ids.cpu(), layouts)
-        masks = {pos: _prompt_mask(pos, ctx, self.tokenizer) for pos in {b[2] for b in self.bound}}
-        step_masks: dict[Positions, torch.Tensor] = {}
+        row_config = torch.tensor([lay.config for lay in layouts])
+        per_row = len(self.specs) > 1
+        masks = {}
+        for pos in {b[2] for b in self.bound}:
+            # a selector is evaluated only on the rows of the configs that use it (a `match` text need
+            # not occur in the prompts of other configs' rows)
+            users = sorted({b[4] for b in self.bound if b[2] == pos})
+            rows = torch.isin(row_config, torch.tensor(users)) if per_row else None
+            masks[pos] = _prompt_mask(pos, ctx, self.tokenizer, rows)
+        if per_row:
+            masks = {(pos, c): m & (row_config == c).unsqueeze(1)
+                     for pos, m in masks.items() for c in {b[4] for b in self.bound if b[2] == pos}}
+        else:
+            masks = {(pos, b[4]): masks[pos] for b in self.bound for pos in [b[2]]}
+        step_masks: dict[tuple[Positions, int], torch.Tensor] = {}
         n_input = input_ids.shape[1]
         forwards = 0
 
@@ -124,22 +151,25 @@ class SteeringRuntime:
             forwards += 1
             step_masks.clear()
 
-        def mask_for(pos: Positions, device: torch.device) -> torch.Tensor:
-            if pos not in step_masks:
-                full = masks[pos]
+        def mask_for(key: tuple[Positions, int], device: torch.device) -> torch.Tensor:
+            if key not in step_masks:
+                pos, config = key
+                full = masks[key]
                 lo, hi = ctx.start, ctx.start + ctx.width
                 if hi <= n_input:
                     m = full[:, lo:hi]
                 else:
                     tail = torch.full((full.shape[0], hi - max(lo, n_input)), pos.steers_generated)
+                    if per_row:
+                        tail &= (row_config == config).unsqueeze(1)
                     m = torch.cat([full[:, lo:n_input], tail], dim=1) if lo < n_input else tail
-                step_masks[pos] = m.to(device)
-            return step_masks[pos]
+                step_masks[key] = m.to(device)
+            return step_masks[key]
 
         def apply(layer: int, hook: str, hidden: torch.Tensor) -> torch.Tensor:
-            for b_layer, b_hook, pos, fn in self.bound:
+            for b_layer, b_hook, pos, fn, config in self.bound:
                 if b_layer == layer and b_hook == hook:
-                    hidden = fn(hidden, mask_for(pos, hidden.device), ctx)
+                    hidden = fn(hidden, mask_for((pos, config), hidden.device), ctx)
             return hidden
 
         def post_hook(layer: int):  # type: ignore[no-untyped-def]

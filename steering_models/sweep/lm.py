@@ -1,0 +1,229 @@
+"""``SweepLM``: one loaded model that answers lm-eval's requests for many steering configs at once.
+
+lm-eval evaluates one model under one setting per ``simple_evaluate`` call. A sweep calls
+``simple_evaluate`` once per config against the same ``SweepLM`` object; ``select(k, wave)`` says which
+config the next call is for and which configs (the *wave*) to compute alongside it. The first call of a
+wave scores every request for all the wave's configs in shared batches: each row of a forward pass
+carries its config index (``RowLayout.config``) and the steering hooks steer only their own config's
+rows (``SteeringRuntime`` with several specs). The answers of the other configs are kept, and their
+``simple_evaluate`` calls are served from them, so every config still gets lm-eval's own request
+building, filters, metrics and output files.
+
+The batching loop is our own (not HFLM's ``Collator``): HFLM groups requests with identical input
+tokens into one forward pass (its logits cache), and identical token rows of different configs must
+never share one. The scoring math is HFLM's: the input is ``(context + continuation)[-(max_length+1):][:-1]``
+right-padded with 0, the score is the sum of ``log_softmax`` (in HFLM's ``softmax_dtype``) at the
+continuation tokens, ``is_greedy`` is "argmax equals the continuation at every position". Rows are
+shared only within one config and only when input tokens *and* prompt length coincide (HFLM's
+one-token-continuation sharing, " yes"/" no"). Generation reproduces HFLM's ``generate_until``
+(grouping by generation kwargs, left padding, stop sequences, post-processing); greedy decoding
+gives each config's solo answers (parity tests: tests/test_sweep_parity.py); sampled decoding draws
+from the same distribution but not the same random numbers as a solo run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import (
+    handle_stop_sequences,
+    normalize_gen_kwargs,
+    postprocess_generated_text,
+)
+from tqdm import tqdm
+
+from steering_models.default_model import resolve_pretrained
+from steering_models.errors import SpecError
+from steering_models.hooks import RowLayout, SteeringRuntime
+from steering_models.lm import SteeredHFLM, _model_config
+from steering_models.spec import SteerSpec
+
+log = logging.getLogger(__name__)
+
+LLKey = tuple[tuple[int, ...], tuple[int, ...]]
+GenKey = tuple[str, str]
+
+
+def _gen_key(context: str, gen_kwargs: dict[str, Any]) -> GenKey:
+    return context, json.dumps(gen_kwargs, sort_keys=True, default=str)
+
+
+class SweepLM(SteeredHFLM):
+    """A HuggingFace causal LM with N steering specs, evaluated config by config (module docstring)."""
+
+    def __init__(self, pretrained: Any = "default", specs: Sequence[SteerSpec] = (), **kwargs: Any) -> None:
+        specs = tuple(specs) or (SteerSpec(),)
+        pretrained = resolve_pretrained(pretrained)
+        if any(not s.is_empty for s in specs):
+            config = _model_config(pretrained, kwargs)
+            for spec in specs:
+                spec.validate(config)
+        super().__init__(pretrained=pretrained, steer=None, **kwargs)
+        if self.backend != "causal":
+            raise SpecError(f"a sweep needs a decoder-only (causal) model, but {pretrained} is a "
+                            f"{self.backend} model. Use a causal LM.")
+        self.specs = specs
+        self.steering = SteeringRuntime(self.model, specs, self.tokenizer)
+        self.active = 0
+        self.wave: tuple[int, ...] = (0,)
+        self._ll: dict[int, dict[LLKey, tuple[float, bool]]] = {}
+        self._gen: dict[int, dict[GenKey, str]] = {}
+        self.forward_rows = 0  # rows sent through the model (for benchmarks)
+        self.select(0)
+
+    # ------------------------------------------------------------------ which config is evaluated
+    def select(self, config: int, wave: Sequence[int] | None = None) -> None:
+        """The next lm-eval call is for ``config``; compute the configs of ``wave`` alongside it."""
+        if not 0 <= config < len(self.specs):
+            raise ValueError(f"config index {config} is out of range: the sweep has {len(self.specs)} configs")
+        self.active = config
+        self.wave = tuple(sorted(set(wave or ()) | {config}))
+        self.steer_spec = self.specs[config]
+
+    def release(self, config: int) -> None:
+        """Forget the kept answers of ``config`` (after its output is written)."""
+        self._ll.pop(config, None)
+        self._gen.pop(config, None)
+
+    def _row_batch_size(self, n_rows: int, probe: list[int] | None = None) -> int:
+        if isinstance(self.batch_size, int) and self.batch_size > 0:
+            return self.batch_size
+        if probe is not None and n_rows:
+            return max(1, int(self._detect_batch_size([(None, probe + [0], [0])])))
+        return max(1, int(self._detect_batch_size()))
+
+    # ------------------------------------------------------------------ loglikelihood
+    def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False,
+                              override_bs: int | None = None) -> list:
+        keys: list[LLKey] = [(tuple(ctx), tuple(cont)) for _, ctx, cont in requests]
+        todo: dict[int, list[LLKey]] = {}
+        for config in self.wave:
+            store = self._ll.setdefault(config, {})
+            missing = list(dict.fromkeys(k for k in keys if k not in store))
+            if missing:
+                todo[config] = missing
+        if todo:
+            self._score(todo, disable_tqdm)
+        store = self._ll[self.active]
+        out = []
+        for (req_str, _, _), key in zip(requests, keys, strict=True):
+            answer = store[key]
+            out.append(answer)
+            if req_str is not None:
+                self.cache_hook.add_partial("loglikelihood", req_str, answer)
+        return out
+
+    def _score(self, todo: dict[int, list[LLKey]], disable_tqdm: bool) -> None:
+        # one row per (config, model input, prompt length); requests that share it share the pass
+        rows: dict[tuple[int, tuple[int, ...], int], list[LLKey]] = {}
+        for config, keys in todo.items():
+            for ctx, cont in keys:
+                if not ctx or not cont:
+                    raise ValueError("loglikelihood request with an empty context or continuation "
+                                     f"(context tokens {len(ctx)}, continuation tokens {len(cont)})")
+                inp = (ctx + cont)[-(self.max_length + 1):][:-1]
+                prompt_len = max(0, len(inp) + 1 - len(cont))
+                rows.setdefault((config, inp, prompt_len), []).append((ctx, cont))
+        order = sorted(rows, key=lambda r: (-len(r[1]), r[1], r[0]))
+        bs = self._row_batch_size(len(order), list(order[0][1]) if order else None)
+        pbar = tqdm(total=len(order), disable=disable_tqdm or self.rank != 0,
+                    desc=f"Sweep loglikelihood ({len(todo)} configs)")
+        for start in range(0, len(order), bs):
+            chunk = order[start:start + bs]
+            width = max(len(r[1]) for r in chunk)
+            batch = torch.zeros(len(chunk), width, dtype=torch.long)
+            for i, (_, inp, _) in enumerate(chunk):
+                batch[i, :len(inp)] = torch.tensor(inp, dtype=torch.long)
+            batch = batch.to(self.device)
+            layouts = [RowLayout(0, prompt_len, len(inp), config) for config, inp, prompt_len in chunk]
+            with self.steering.call(batch, layouts, "score"):
+                logits = HFLM._model_call(self, batch)
+            self.forward_rows += len(chunk)
+            for i, row in enumerate(chunk):
+                config, inp, _ = row
+                for ctx, cont in rows[row]:
+                    sl = logits[i, len(inp) - len(cont): len(inp)]
+                    logp = torch.log_softmax(sl, dim=-1, dtype=self.softmax_dtype)
+                    cont_t = torch.tensor(cont, dtype=torch.long, device=logp.device)
+                    greedy = bool((logp.argmax(dim=-1) == cont_t).all())
+                    score = float(logp.gather(1, cont_t.unsqueeze(-1)).sum())
+                    self._ll[config][(ctx, cont)] = (score, greedy)
+            pbar.update(len(chunk))
+        pbar.close()
+
+    # ------------------------------------------------------------------ generation
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
+        args = [req.args for req in requests]
+        keys = [_gen_key(context, kwargs) for context, kwargs in args]
+        todo: dict[int, dict[GenKey, tuple[str, dict]]] = {}
+        for config in self.wave:
+            store = self._gen.setdefault(config, {})
+            for key, (context, kwargs) in zip(keys, args, strict=True):
+                if key not in store:
+                    todo.setdefault(config, {})[key] = (context, kwargs)
+        if todo:
+            self._generate(todo, disable_tqdm)
+        store = self._gen[self.active]
+        out = []
+        for key, (context, kwargs) in zip(keys, args, strict=True):
+            out.append(store[key])
+            self.cache_hook.add_partial("generate_until", (context, kwargs), store[key])
+        return out
+
+    def _generate(self, todo: dict[int, dict[GenKey, tuple[str, dict]]], disable_tqdm: bool) -> None:
+        by_kwargs: dict[str, list[tuple[int, GenKey, str, dict]]] = {}
+        for config, items in todo.items():
+            for key, (context, kwargs) in items.items():
+                by_kwargs.setdefault(key[1], []).append((config, key, context, kwargs))
+        total = sum(len(v) for v in by_kwargs.values())
+        pbar = tqdm(total=total, disable=disable_tqdm or self.rank != 0,
+                    desc=f"Sweep generate_until ({len(todo)} configs)")
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        bs = self._row_batch_size(total)
+        for group in by_kwargs.values():
+            lengths = {c: len(self.tok_encode(c)) for c in {g[2] for g in group}}
+            group.sort(key=lambda g: (-lengths[g[2]], g[2], g[0]))
+            for start in range(0, len(group), bs):
+                chunk = group[start:start + bs]
+                kwargs = normalize_gen_kwargs(dict(chunk[0][3]), self.max_gen_toks)
+                until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+                max_gen_toks = kwargs.pop("max_gen_toks")
+                max_ctx_len = self.max_length - max_gen_toks
+                if max_ctx_len <= 0:
+                    raise ValueError(f"max_gen_toks={max_gen_toks} leaves no room for the prompt in the "
+                                     f"model's max_length={self.max_length}. Lower max_gen_toks.")
+                context_enc, attn = self.tok_batch_encode([g[2] for g in chunk], left_truncate_len=max_ctx_len,
+                                                          truncation=self.truncation)
+                context_enc, attn = context_enc.to(self.device), attn.to(self.device)
+                max_length = kwargs.pop("max_length", context_enc.shape[1] + max_gen_toks)
+                layouts = []
+                for i, g in enumerate(chunk):
+                    real = (attn[i] != 0).nonzero().flatten()
+                    offset = int(real[0]) if len(real) else context_enc.shape[1]
+                    layouts.append(RowLayout(offset, len(real), len(real), g[0]))
+                with self.steering.call(context_enc, layouts, "generate"):
+                    cont = HFLM._model_generate(self, context=context_enc, attention_mask=attn, stop=until,
+                                                max_length=max_length, **kwargs)
+                self.forward_rows += len(chunk)
+                for (config, key, _, _), toks in zip(chunk, cont.tolist(), strict=True):
+                    self._gen[config][key] = self._decode_generated(toks[context_enc.shape[1]:], until)
+                pbar.update(len(chunk))
+        pbar.close()
+
+    def _decode_generated(self, toks: list[int], until: list[str]) -> str:
+        """HFLM.generate_until's post-processing of one row's new tokens."""
+        if isinstance(self.think_end_token, int):
+            idx = [i for i, t in enumerate(toks) if t == self.think_end_token]
+            if idx:
+                toks = toks[idx[-1] + 1:]
+        s = self.tok_decode(toks)
+        if isinstance(self.think_end_token, int):
+            s = s.lstrip()
+        return postprocess_generated_text(
+            generation=s, stop=until,
+            think_end_token=self.think_end_token if isinstance(self.think_end_token, str) else None)
