@@ -1,0 +1,283 @@
+"""The sweep file: a model, tasks and a list of steering configs, parsed strictly before the model loads.
+
+```yaml
+model: {pretrained: default, dtype: float32}   # HFLM arguments (not `steer`, not `batch_size`)
+tasks: [valuebench_ll_train]                   # lm-eval task or group names
+metadata: {num_roles: 3}                       # task metadata (lm_eval --metadata)
+limit: null                                    # lm_eval --limit
+batch_size: 8                                  # rows per forward pass (rows of all configs of a pass)
+configs_per_pass: 8                            # configs scored together in shared batches
+include_path: null                             # extra task folder (lm_eval --include_path)
+apply_chat_template: false
+configs:
+  - unsteered                                  # no steering
+  - steer/sae_428.yaml                         # a steering file (path relative to this file)
+  - {name: add-v, interventions: [{layer: 12, op: add, source: {vector: v.safetensors}, strength: 4}]}
+  - sae_top_features:                          # one config per feature (x each amount, when a list)
+      sae: ./sae_dir                           # or {release: R, sae_id: I}
+      features: [428, 1312]                    # or a file: JSON/YAML list, or whitespace-separated ints
+      top_k: 25                                # optional: the first k features of the list
+      layer: 12
+      op: add                                  # add (default) | scale_feature | clamp_feature
+      strength: 100                            # the op's own fields; a list gives one config per value
+      positions: {match: " your values"}
+  - vectors:                                   # one config per tensor of a safetensors file
+      file: value_vectors.safetensors
+      keys: [achievement, hedonism]            # optional: default all keys
+      layer: 12
+      strength: 4
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steering_models.errors import SpecError
+from steering_models.spec import SteerSpec, load_spec
+
+TOP_FIELDS = {"model", "tasks", "metadata", "limit", "batch_size", "configs_per_pass", "include_path",
+              "apply_chat_template", "configs"}
+GENERATORS = {"sae_top_features", "vectors"}
+AMOUNT_FIELD = {"add": "strength", "scale_feature": "factor", "clamp_feature": "value"}
+
+
+class SweepError(SpecError):
+    """A sweep file, or a sweep's output folder, is not usable as given."""
+
+
+def _err(where: str, key: str, value: Any, problem: str, fix: str = "") -> SweepError:
+    return SweepError(f"sweep file field `{key}`={value!r} ({where}) {problem}." + (f" {fix}" if fix else ""))
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-") or "config"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A parsed sweep file (see the module docstring)."""
+
+    model: dict[str, Any]
+    tasks: tuple[str, ...]
+    configs: tuple[SteerSpec, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    limit: int | float | None = None
+    batch_size: int = 8
+    configs_per_pass: int = 8
+    include_path: str | None = None
+    apply_chat_template: bool = False
+    path: str | None = None
+
+    @property
+    def pretrained(self) -> str:
+        return str(self.model.get("pretrained", "default"))
+
+    @property
+    def hf_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "pretrained"}
+
+    def fingerprint(self, model_fingerprint: str) -> str:
+        """What a resumed sweep must share with the one that wrote the folder (all but configs_per_pass)."""
+        parts = {"model": self.model, "model_fingerprint": model_fingerprint, "tasks": self.tasks,
+                 "metadata": self.metadata, "limit": self.limit, "batch_size": self.batch_size,
+                 "include_path": self.include_path, "apply_chat_template": self.apply_chat_template,
+                 "configs": [(c.name, c.fingerprint()) for c in self.configs]}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_sweep(source: str | Path | Mapping[str, Any]) -> Sweep:
+    """Read and parse a sweep file strictly (no model, no weights)."""
+    if isinstance(source, Mapping):
+        return parse_sweep(source, "sweep", None, None)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise SweepError(f"sweep file {str(source)!r} is not a file. Pass the path of a YAML sweep file.")
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SweepError(f"sweep file {path} is not valid YAML ({e}). Fix its syntax.") from e
+    return parse_sweep(data, path.name, path.parent.resolve(), str(path.resolve()))
+
+
+def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) -> Sweep:
+    if not isinstance(data, Mapping):
+        raise SweepError(f"sweep file ({where}) must be a mapping with `model`, `tasks` and `configs`; got "
+                         f"{type(data).__name__}. Fix the sweep file.")
+    unknown = sorted(set(data) - TOP_FIELDS)
+    if unknown:
+        raise _err(where, unknown[0], data[unknown[0]], f"is not a sweep file field: expected "
+                   f"{', '.join(sorted(TOP_FIELDS))}", f"Remove or rename `{unknown[0]}`.")
+    model = data.get("model", {"pretrained": "default"})
+    if not isinstance(model, Mapping) or not isinstance(model.get("pretrained", "default"), str):
+        raise _err(where, "model", model, "must be a mapping with `pretrained: NAME_OR_DIR` and HFLM arguments")
+    for bad in ("steer", "batch_size"):
+        if bad in model:
+            raise _err(where, f"model.{bad}", model[bad], "is set by the sweep itself",
+                       "Remove it (`batch_size` goes at the top level; configs go under `configs`).")
+    model = dict(model)
+    if base_dir is not None and str(model.get("pretrained", "")).startswith("."):
+        model["pretrained"] = str((base_dir / model["pretrained"]).resolve())
+    tasks = data.get("tasks")
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise _err(where, "tasks", tasks, "must be a non-empty list of lm-eval task names")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise _err(where, "metadata", metadata, "must be a mapping (lm_eval --metadata)")
+    limit = data.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+        raise _err(where, "limit", limit, "must be a positive number or null")
+    ints = {}
+    for key, default in (("batch_size", 8), ("configs_per_pass", 8)):
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _err(where, key, value, "must be a positive integer")
+        ints[key] = value
+    include_path = data.get("include_path")
+    if include_path is not None:
+        if not isinstance(include_path, str):
+            raise _err(where, "include_path", include_path, "must be a folder path")
+        resolved = Path(include_path).expanduser()
+        if not resolved.is_absolute() and base_dir is not None:
+            resolved = base_dir / resolved
+        if not resolved.is_dir():
+            raise _err(where, "include_path", include_path, "is not a folder")
+        include_path = str(resolved)
+    chat = data.get("apply_chat_template", False)
+    if not isinstance(chat, bool):
+        raise _err(where, "apply_chat_template", chat, "must be true or false")
+    entries = data.get("configs")
+    if not isinstance(entries, list) or not entries:
+        raise _err(where, "configs", entries, "must be a non-empty list of steering configs")
+    configs: list[SteerSpec] = []
+    for i, entry in enumerate(entries):
+        configs.extend(_expand(entry, f"{where}, configs[{i}]", base_dir))
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(configs):
+        if spec.name in seen:
+            raise SweepError(f"sweep file ({where}) has two configs named {spec.name!r} (configs {seen[spec.name]} "
+                             f"and {i} after expansion). Give each config a distinct `name`.")
+        seen[spec.name] = i
+    return Sweep(model, tuple(tasks), tuple(configs), dict(metadata), limit, ints["batch_size"],
+                 ints["configs_per_pass"], include_path, chat, path)
+
+
+def _expand(entry: Any, where: str, base_dir: Path | None) -> list[SteerSpec]:
+    if entry == "unsteered":
+        return [SteerSpec()]
+    if isinstance(entry, str):
+        path = Path(entry).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return [load_spec(path)]
+    if isinstance(entry, Mapping) and len(entry) == 1 and next(iter(entry)) in GENERATORS:
+        kind, params = next(iter(entry.items()))
+        if not isinstance(params, Mapping):
+            raise _err(where, kind, params, "must be a mapping of the generator's fields")
+        return _sae_features(dict(params), where, base_dir) if kind == "sae_top_features" \
+            else _vectors(dict(params), where, base_dir)
+    if isinstance(entry, (Mapping, list)):
+        return [SteerSpec.from_dict(entry, where=where, base_dir=base_dir)]
+    raise _err(where, "configs", entry, "is not a config: expected `unsteered`, a steering file path, an "
+               f"inline steering spec, or one of the generators {', '.join(sorted(GENERATORS))}")
+
+
+def _amounts(params: dict[str, Any], op: str, where: str) -> tuple[str, list[Any]]:
+    key = AMOUNT_FIELD.get(op)
+    if key is None:
+        raise _err(where, "op", op, f"is not an op this generator makes: expected {', '.join(AMOUNT_FIELD)}")
+    value = params.pop(key, 1.0 if op == "add" else None)
+    if value is None:
+        raise _err(where, key, None, f"is missing (op `{op}` needs it)")
+    return key, value if isinstance(value, list) else [value]
+
+
+def _read_features(value: Any, where: str, base_dir: Path | None) -> list[int]:
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise _err(where, "features", value, "is not a file", "Give a list of feature ids or a file of them.")
+        text = path.read_text()
+        if path.suffix in (".json", ".yaml", ".yml"):
+            import yaml
+
+            value = yaml.safe_load(text)
+        else:
+            try:
+                value = [int(tok) for tok in text.split()]
+            except ValueError as e:
+                raise _err(where, "features", str(path), f"holds something that is not an integer ({e})") from e
+    if not isinstance(value, list) or not value or \
+            any(isinstance(f, bool) or not isinstance(f, int) or f < 0 for f in value):
+        raise _err(where, "features", value, "must be a non-empty list of non-negative integers (SAE feature ids)")
+    return value
+
+
+def _sae_features(params: dict[str, Any], where: str, base_dir: Path | None) -> list[SteerSpec]:
+    where = f"{where}, sae_top_features"
+    for key in ("sae", "features", "layer"):
+        if key not in params:
+            raise _err(where, key, None, "is missing", f"Add `{key}:` to the generator.")
+    sae = params.pop("sae")
+    features = _read_features(params.pop("features"), where, base_dir)
+    top_k = params.pop("top_k", None)
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise _err(where, "top_k", top_k, "must be a positive integer")
+        features = features[:top_k]
+    op = params.get("op", "add")
+    params["op"] = op
+    key, amounts = _amounts(params, op, where)
+    specs = []
+    for feature in features:
+        for amount in amounts:
+            name = f"sae-f{feature}" + (f"-{key[0]}{amount}" if len(amounts) > 1 else "")
+            iv = {**params, key: amount, "source": {"sae": sae, "feature": feature}}
+            meta = {"kind": "sae_feature", "feature": feature, "op": op, key: amount}
+            specs.append(SteerSpec.from_dict({"name": name, "meta": meta, "interventions": [iv]},
+                                             where=f"{where}, feature {feature}", base_dir=base_dir))
+    return specs
+
+
+def _vectors(params: dict[str, Any], where: str, base_dir: Path | None) -> list[SteerSpec]:
+    where = f"{where}, vectors"
+    for key in ("file", "layer"):
+        if key not in params:
+            raise _err(where, key, None, "is missing", f"Add `{key}:` to the generator.")
+    file = Path(params.pop("file")).expanduser()
+    if not file.is_absolute() and base_dir is not None:
+        file = base_dir / file
+    if not file.is_file():
+        raise _err(where, "file", str(file), "is not a file", "Give a safetensors file of [d_model] vectors.")
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        available = list(f.keys())
+    keys = params.pop("keys", available)
+    if not isinstance(keys, list) or not keys or any(k not in available for k in keys):
+        raise _err(where, "keys", keys, f"must be a non-empty list of tensors of {file.name}: {available}")
+    op = params.get("op", "add")
+    if op != "add":
+        raise _err(where, "op", op, "must be `add` for the vectors generator")
+    params["op"] = op
+    key, amounts = _amounts(params, op, where)
+    specs = []
+    for name in keys:
+        for amount in amounts:
+            label = f"vec-{name}" + (f"-x{amount}" if len(amounts) > 1 else "")
+            iv = {**params, key: amount, "source": {"vector": str(file), "key": name}}
+            specs.append(SteerSpec.from_dict({"name": label, "meta": {"kind": "vector", "key": name, key: amount},
+                                              "interventions": [iv]}, where=f"{where}, key {name}", base_dir=None))
+    return specs

@@ -1,0 +1,274 @@
+"""Run a sweep: one model load, every config evaluated by lm-eval, standard output per config, a manifest.
+
+``DIR/manifest.json`` records the sweep's hash (sweep file contents, every spec's fingerprint, the
+model's config and weight files), the shard, and per config its name, spec hash, status, output folder
+and seconds. ``DIR/configs/NNN-name/`` holds exactly what ``lm_eval --output_path DIR/configs/NNN-name
+--log_samples`` writes (``<model>/results_*.json`` with ``config.steering``, ``samples_<task>_*.jsonl``).
+A config's folder is written under a ``.partial`` name and renamed when complete, then the manifest is
+updated, so a killed sweep loses at most the configs of the pass it was in, and a restart with the same
+sweep file skips every completed config. A different sweep file or model is refused unless ``fresh``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from steering_models.default_model import resolve_pretrained
+from steering_models.lm import _model_config
+from steering_models.sweep.config import Sweep, SweepError, load_sweep, slug
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def model_fingerprint(pretrained: str, kwargs: dict[str, Any]) -> str:
+    """sha256 of a local model folder's config.json and weight file names/sizes, or of a hub id + revision."""
+    folder = Path(pretrained)
+    h = hashlib.sha256()
+    if folder.is_dir():
+        config = folder / "config.json"
+        h.update(config.read_bytes() if config.is_file() else b"no-config")
+        for f in sorted(folder.iterdir()):
+            if f.suffix in (".safetensors", ".bin", ".gguf", ".pt"):
+                h.update(f"{f.name}:{f.stat().st_size}".encode())
+    else:
+        h.update(f"{pretrained}@{kwargs.get('revision', 'main')}".encode())
+    return h.hexdigest()
+
+
+def parse_shard(value: str | tuple[int, int] | None) -> tuple[int, int]:
+    """``"i/n"`` (0-based i) -> (i, n)."""
+    if value is None:
+        return 0, 1
+    if isinstance(value, tuple):
+        i, n = value
+    else:
+        try:
+            i, n = (int(x) for x in str(value).split("/"))
+        except ValueError:
+            raise SweepError(f"--shard {value!r} is not of the form i/n (e.g. 0/2). Pass the 0-based shard index "
+                             "and the number of shards.") from None
+    if n < 1 or not 0 <= i < n:
+        raise SweepError(f"--shard {i}/{n} is out of range: need 0 <= i < n. Shards are numbered 0..n-1.")
+    return i, n
+
+
+def check(sweep: Sweep) -> tuple[str, str]:
+    """Everything that can be checked without weights: specs vs the model config, task names.
+
+    Returns the resolved model path/id and the model's fingerprint.
+    """
+    pretrained = str(resolve_pretrained(sweep.pretrained))
+    config = _model_config(pretrained, sweep.hf_kwargs)
+    for spec in sweep.configs:
+        spec.validate(config)
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=sweep.include_path, metadata=sweep.metadata or None)
+    unknown = [t for t in sweep.tasks if t not in manager.all_tasks]
+    if unknown:
+        raise SweepError(f"sweep file field `tasks` names {unknown[0]!r}, which lm-eval does not know. Fix the "
+                         "task name (see `lm_eval ls tasks`) or set `include_path` to the task's folder.")
+    return pretrained, model_fingerprint(pretrained, sweep.hf_kwargs)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SweepError(f"{path} is not valid JSON ({e}). Delete it or pass --fresh.") from e
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    manifest["updated"] = _now()
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _new_manifest(sweep: Sweep, sweep_hash: str, pretrained: str, model_fp: str,
+                  shard: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "sweep_hash": sweep_hash, "sweep_file": sweep.path, "created": _now(),
+        "model": {"pretrained": sweep.pretrained, "resolved": pretrained, "args": sweep.hf_kwargs,
+                  "fingerprint": model_fp},
+        "tasks": list(sweep.tasks), "metadata": sweep.metadata, "limit": sweep.limit, "shard": list(shard),
+        "configs": [{"index": i, "name": spec.name, "spec_hash": spec.fingerprint(),
+                     "output": f"configs/{i:03d}-{slug(spec.name)}",
+                     "status": "pending" if i % shard[1] == shard[0] else "other-shard"}
+                    for i, spec in enumerate(sweep.configs)],
+        "runs": [],
+    }
+
+
+def _is_done(folder: Path, entry: dict[str, Any]) -> bool:
+    return entry["status"] == "done" and any((folder / entry["output"]).rglob("results_*.json"))
+
+
+def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int, int] | None = None,
+              fresh: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every config of ``sweep`` (this shard's) into ``out``; returns the manifest."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+    from tqdm import tqdm
+
+    from steering_models.sweep.lm import SweepLM
+
+    if not isinstance(sweep, Sweep):
+        sweep = load_sweep(sweep)
+    shard = parse_shard(shard)
+    pretrained, model_fp = check(sweep)
+    sweep_hash = sweep.fingerprint(model_fp)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = _read_manifest(folder)
+    if manifest is not None and not fresh:
+        if manifest.get("sweep_hash") != sweep_hash:
+            raise SweepError(f"{folder} holds a sweep with hash {str(manifest.get('sweep_hash'))[:12]}, but this sweep "
+                             f"(file, specs or model) hashes to {sweep_hash[:12]}. Pass --fresh to discard the old "
+                             "results, or use another --out folder.")
+        if list(manifest.get("shard", [0, 1])) != list(shard):
+            raise SweepError(f"{folder} holds shard {manifest['shard'][0]}/{manifest['shard'][1]} of this sweep, not "
+                             f"{shard[0]}/{shard[1]}. Use the same --shard, another --out folder, or --fresh.")
+    if manifest is None or fresh:
+        shutil.rmtree(folder / "configs", ignore_errors=True)
+        manifest = _new_manifest(sweep, sweep_hash, pretrained, model_fp, shard)
+    for stale in (folder / "configs").glob(".*.partial"):  # a config that was being written when killed
+        shutil.rmtree(stale)
+    mine = [e for e in manifest["configs"] if e["status"] != "other-shard"]
+    pending = [e for e in mine if not _is_done(folder, e)]
+    for e in pending:
+        e["status"] = "pending"
+    _write_manifest(folder, manifest)
+    if not pending:
+        log.info("sweep: all %d configs of %s are done", len(mine), folder)
+        return manifest
+
+    run: dict[str, Any] = {"started": _now(), "configs": []}
+    manifest["runs"].append(run)
+    t0 = time.perf_counter()
+    specs = [sweep.configs[e["index"]] for e in pending]
+    kwargs = dict(sweep.hf_kwargs)
+    if "device" not in kwargs:
+        import torch
+
+        kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = SweepLM(pretrained=pretrained, specs=specs, batch_size=sweep.batch_size, **kwargs)
+    run["model_load_s"] = round(time.perf_counter() - t0, 3)
+    manager = TaskManager(include_path=sweep.include_path, metadata=sweep.metadata or None)
+    bar = tqdm(total=len(mine), initial=len(mine) - len(pending), desc="sweep configs", unit="config",
+               disable=not progress)
+    per_pass = sweep.configs_per_pass
+    for start in range(0, len(pending), per_pass):
+        wave = list(range(start, min(start + per_pass, len(pending))))
+        for local in wave:
+            entry = pending[local]
+            spec = specs[local]
+            t = time.perf_counter()
+            lm.select(local, wave)
+            final = folder / entry["output"]
+            partial = final.parent / f".{final.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            _evaluate_into(lm, sweep, spec, manager, partial, lm_eval, EvaluationTracker)
+            os.replace(partial, final)
+            lm.release(local)
+            entry.update(status="done", seconds=round(time.perf_counter() - t, 3), finished=_now())
+            run["configs"].append(entry["index"])
+            _write_manifest(folder, manifest)
+            bar.update(1)
+    bar.close()
+    run["finished"] = _now()
+    run["seconds"] = round(time.perf_counter() - t0, 3)
+    _write_manifest(folder, manifest)
+    return manifest
+
+
+def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path, lm_eval: Any,
+                   tracker_cls: Any) -> None:
+    """What ``lm_eval --output_path PATH --log_samples`` does, for the selected config."""
+    tracker = tracker_cls(output_path=str(path))
+    model_args = {"pretrained": sweep.pretrained, **sweep.hf_kwargs, "steer": spec.path or spec.name}
+    results = lm_eval.simple_evaluate(
+        model=lm, model_args=model_args, tasks=list(sweep.tasks), task_manager=manager, limit=sweep.limit,
+        batch_size=sweep.batch_size, log_samples=True, evaluation_tracker=tracker,
+        apply_chat_template=sweep.apply_chat_template)
+    if results is None:
+        return
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name in results["configs"]:
+        tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    if not any(path.rglob("results_*.json")):
+        raise SweepError(f"lm-eval wrote no results file under {path} for config {spec.name!r} (see the log above).")
+
+
+def merge_sweeps(sources: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
+    """Combine the output folders of a sweep's shards into ``out`` (copies each done config's folder)."""
+    folders = [Path(s) for s in sources]
+    manifests = []
+    for f in folders:
+        m = _read_manifest(f)
+        if m is None:
+            raise SweepError(f"{f} has no {MANIFEST}: it is not a sweep output folder. Pass the folders given as "
+                             "--out to `sweep run`.")
+        manifests.append(m)
+    hashes = {m["sweep_hash"] for m in manifests}
+    if len(hashes) > 1:
+        raise SweepError(f"the folders hold different sweeps (hashes {', '.join(sorted(h[:12] for h in hashes))}). "
+                         "Merge only shards of one sweep file run on one model.")
+    dest = Path(out)
+    dest.mkdir(parents=True, exist_ok=True)
+    existing = _read_manifest(dest)
+    if existing is not None and existing["sweep_hash"] not in hashes:
+        raise SweepError(f"{dest} already holds another sweep (hash {existing['sweep_hash'][:12]}). Use an empty "
+                         "--out folder.")
+    merged = json.loads(json.dumps(manifests[0]))
+    merged.update(shard=[0, 1], merged_from=[str(f.resolve()) for f in folders], runs=[])
+    for m in manifests:
+        merged["runs"].extend(m.get("runs", []))
+    for entry in merged["configs"]:
+        entry.update(status="pending")
+        for k in ("seconds", "finished"):
+            entry.pop(k, None)
+        for f, m in zip(folders, manifests, strict=True):
+            src = m["configs"][entry["index"]]
+            if _is_done(f, src):
+                target = dest / src["output"]
+                if target.resolve() != (f / src["output"]).resolve():
+                    shutil.rmtree(target, ignore_errors=True)
+                    shutil.copytree(f / src["output"], target)
+                entry.update(status="done", seconds=src.get("seconds"), finished=src.get("finished"),
+                             shard=m.get("shard"))
+                break
+    _write_manifest(dest, merged)
+    return merged
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    entries: Iterable[dict[str, Any]] = [e for e in manifest["configs"] if e["status"] != "other-shard"]
+    entries = list(entries)
+    done = [e for e in entries if e["status"] == "done"]
+    text = f"{len(done)}/{len(entries)} configs done"
+    missing = [e["name"] for e in entries if e["status"] != "done"]
+    if missing:
+        text += f"; not done: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
+    return text

@@ -1,0 +1,128 @@
+"""Sweep runner on a tiny Llama with real lm_eval.simple_evaluate: outputs equal separate steered-hf runs,
+validation before loading, the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lm_eval
+import pytest
+import torch
+import yaml
+from lm_eval.tasks import TaskManager
+from safetensors.torch import save_file
+
+from steering_models.errors import SpecError
+from steering_models.sweep import SweepError, check, load_sweep, run_sweep
+
+TASKS = ["tiny_values_ll", "tiny_values_gen"]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> Path:
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    out = tmp_path_factory.mktemp("sweep-assets")
+    torch.manual_seed(21)
+    save_file({"v": torch.randn(64), "w": torch.randn(64)}, out / "v.safetensors")
+    sae = StandardSAE(StandardSAEConfig(d_in=64, d_sae=16))
+    sae.save_model(out / "sae")
+    (out / "features.txt").write_text("4\n9\n2\n")
+    (out / "steer.yaml").write_text(
+        "name: file-add\nmeta: {kind: vector}\ninterventions:\n"
+        "  - {layer: 1, op: add, strength: 12, source: {vector: v.safetensors, key: v}, "
+        "positions: {match: ' your values'}}\n")
+    return out
+
+
+def sweep_dict(model_dir: Path, task_dir: Path, assets: Path, **extra) -> dict:
+    return {
+        "model": {"pretrained": str(model_dir)},
+        "tasks": TASKS,
+        "include_path": str(task_dir),
+        "batch_size": 4,
+        "configs_per_pass": 3,
+        "configs": [
+            "unsteered",
+            str(assets / "steer.yaml"),
+            {"name": "all-w", "interventions": [{"layer": 0, "op": "add", "strength": 3, "positions": "all",
+                                                 "source": {"vector": str(assets / "v.safetensors"), "key": "w"}}]},
+            {"sae_top_features": {"sae": str(assets / "sae"), "features": str(assets / "features.txt"), "top_k": 2,
+                                  "layer": 1, "strength": 40, "positions": {"match": " your values"}}},
+        ],
+        **extra,
+    }
+
+
+def write_sweep(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def config_files(out: Path, entry: dict) -> tuple[dict, dict[str, list[dict]]]:
+    folder = out / entry["output"]
+    (results_file,) = folder.rglob("results_*.json")
+    samples = {}
+    for f in folder.rglob("samples_*.jsonl"):
+        task = next(t for t in TASKS if f.name.startswith(f"samples_{t}_"))
+        samples[task] = [json.loads(line) for line in f.read_text().splitlines()]
+    return json.loads(results_file.read_text()), samples
+
+
+def test_sweep_equals_separate_steered_runs(tmp_path, tiny_llama_dir, tiny_task_dir, assets):
+    sweep = load_sweep(sweep_dict(tiny_llama_dir, tiny_task_dir, assets))
+    assert [c.name for c in sweep.configs] == ["unsteered", "file-add", "all-w", "sae-f4", "sae-f9"]
+    out = tmp_path / "out"
+    manifest = run_sweep(sweep, out, progress=False)
+    assert [e["status"] for e in manifest["configs"]] == ["done"] * 5
+    assert (out / "manifest.json").is_file() and len(manifest["runs"]) == 1
+    manager = TaskManager(include_path=str(tiny_task_dir))
+    for entry, spec in zip(manifest["configs"], sweep.configs, strict=True):
+        results, samples = config_files(out, entry)
+        assert results["config"]["steering"]["name"] == spec.name
+        assert results["config"]["steering"]["hash"] == entry["spec_hash"] == spec.fingerprint()
+        assert set(samples) == set(TASKS) and all(len(s) == 4 for s in samples.values())
+        alone = lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": str(tiny_llama_dir), "steer": spec},
+                                        tasks=TASKS, task_manager=manager, batch_size=1, device="cpu", log_samples=True)
+        for task in TASKS:
+            ours = sorted(samples[task], key=lambda s: s["doc_id"])
+            ref = sorted(alone["samples"][task], key=lambda s: s["doc_id"])
+            if task == "tiny_values_gen":
+                assert [s["resps"] for s in ours] == [s["resps"] for s in ref]
+            else:
+                got = [float(r[0][0]) for s in ours for r in s["resps"]]
+                want = [float(r[0][0]) for s in ref for r in s["resps"]]
+                assert got == pytest.approx(want, abs=1e-5, rel=0)
+            assert results["results"][task] == pytest.approx(
+                {k: v for k, v in alone["results"][task].items()}, abs=1e-6) or task == "tiny_values_ll"
+    # a second run of the same sweep recomputes nothing
+    again = run_sweep(sweep, out, progress=False)
+    assert len(again["runs"]) == 1
+
+
+def test_validation_happens_before_any_weights_load(tmp_path, tiny_llama_dir, tiny_task_dir, assets):
+    config_only = tmp_path / "no-weights"
+    config_only.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (config_only / name).write_bytes((tiny_llama_dir / name).read_bytes())
+    data = sweep_dict(config_only, tiny_task_dir, assets)
+    check(load_sweep(data))  # every spec checked against config.json alone: no weights needed
+    bad = dict(data, configs=data["configs"] + [{"name": "deep", "interventions": [
+        {"layer": 7, "op": "add", "source": {"vector": str(assets / "v.safetensors"), "key": "v"}}]}])
+    with pytest.raises(SpecError, match=r"`layer`=7 is out of range: model has 3 layers"):
+        run_sweep(load_sweep(bad), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    too_big = dict(data, configs=[{"sae_top_features": {"sae": str(assets / "sae"), "features": [3, 16],
+                                                        "layer": 1}}])
+    with pytest.raises(SpecError, match=r"`source.feature`=16 .* out of range: the SAE has 16 features"):
+        check(load_sweep(too_big))
+    with pytest.raises(SweepError, match="`modle`"):
+        load_sweep(dict(data, modle={}))
+    with pytest.raises(SweepError, match="names 'no_such_task'"):
+        check(load_sweep(dict(data, tasks=["no_such_task"])))
+    with pytest.raises(SweepError, match="two configs named 'unsteered'"):
+        load_sweep(dict(data, configs=["unsteered", "unsteered"]))
+    with pytest.raises(SpecError, match="`strengh`"):
+        load_sweep(dict(data, configs=[{"sae_top_features": {"sae": str(assets / "sae"), "features": [1],
+                                                             "layer": 1, "strengh": 3}}]))
