@@ -72,6 +72,11 @@ def check(sweep: Sweep) -> tuple[str, str]:
 
     Returns the resolved model path/id and the model's fingerprint.
     """
+    pretrained, model_fp, _ = _check(sweep)
+    return pretrained, model_fp
+
+
+def _check(sweep: Sweep) -> tuple[str, str, Any]:
     pretrained = str(resolve_pretrained(sweep.pretrained))
     config = _model_config(pretrained, sweep.hf_kwargs)
     for spec in sweep.configs:
@@ -83,7 +88,7 @@ def check(sweep: Sweep) -> tuple[str, str]:
     if unknown:
         raise SweepError(f"sweep file field `tasks` names {unknown[0]!r}, which lm-eval does not know. Fix the "
                          "task name (see `lm_eval ls tasks`) or set `include_path` to the task's folder.")
-    return pretrained, model_fingerprint(pretrained, sweep.hf_kwargs)
+    return pretrained, model_fingerprint(pretrained, sweep.hf_kwargs), manager
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -127,7 +132,6 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
     """Evaluate every config of ``sweep`` (this shard's) into ``out``; returns the manifest."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks import TaskManager
     from tqdm import tqdm
 
     from steering_models.sweep.lm import SweepLM
@@ -135,7 +139,7 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     shard = parse_shard(shard)
-    pretrained, model_fp = check(sweep)
+    pretrained, model_fp, manager = _check(sweep)
     sweep_hash = sweep.fingerprint(model_fp)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -173,7 +177,6 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
         kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     lm = SweepLM(pretrained=pretrained, specs=specs, batch_size=sweep.batch_size, **kwargs)
     run["model_load_s"] = round(time.perf_counter() - t0, 3)
-    manager = TaskManager(include_path=sweep.include_path, metadata=sweep.metadata or None)
     bar = tqdm(total=len(mine), initial=len(mine) - len(pending), desc="sweep configs", unit="config",
                disable=not progress)
     per_pass = sweep.configs_per_pass
