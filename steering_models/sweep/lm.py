@@ -73,6 +73,7 @@ class SweepLM(SteeredHFLM):
         self.wave: tuple[int, ...] = (0,)
         self._ll: dict[int, dict[LLKey, tuple[float, bool]]] = {}
         self._gen: dict[int, dict[GenKey, str]] = {}
+        self._released: set[int] = set()
         self.forward_rows = 0  # rows sent through the model (for benchmarks)
         self.select(0)
 
@@ -82,13 +83,16 @@ class SweepLM(SteeredHFLM):
         if not 0 <= config < len(self.specs):
             raise ValueError(f"config index {config} is out of range: the sweep has {len(self.specs)} configs")
         self.active = config
-        self.wave = tuple(sorted(set(wave or ()) | {config}))
+        self._released.discard(config)
+        self.wave = tuple(sorted((set(wave or ()) - self._released) | {config}))
         self.steer_spec = self.specs[config]
 
     def release(self, config: int) -> None:
-        """Forget the kept answers of ``config`` (after its output is written)."""
+        """Forget the kept answers of ``config`` (its output is written) and compute it no more."""
         self._ll.pop(config, None)
         self._gen.pop(config, None)
+        self._released.add(config)
+        self.wave = tuple(c for c in self.wave if c != config)
 
     def _row_batch_size(self, n_rows: int, probe: list[int] | None = None) -> int:
         if isinstance(self.batch_size, int) and self.batch_size > 0:

@@ -1,0 +1,127 @@
+"""A sweep of N steering configs vs N separate steered-hf runs (prints both and the ratio; not a test).
+
+Task: valuebench_ll_test (loglikelihood of " yes"/" no"), `--num-roles` test roles, `--limit` items per
+value. Configs: unsteered + (N-1) `add` interventions of random unit vectors x `--strength` at
+" your values" (the cost of Kang et al.'s SAE `add`; no SAE of the embedded model exists here).
+
+- naive: for each config, `lm_eval.simple_evaluate(model="steered-hf", model_args={pretrained, steer})`:
+  one model load per config, as N `lm_eval` runs would do. Generous to the baseline: the runs share one
+  process and one TaskManager (N real commands would also pay interpreter start-up and task indexing).
+- sweep: `steering_models.sweep.run_sweep` (one model load, configs scored together in shared batches,
+  standard lm-eval output per config), timed end to end including its task indexing.
+
+The scores of both are compared (max |delta loglikelihood| over every logged request).
+
+    python bench/sweep_vs_naive.py [--pretrained default | --tiny] [--configs 8] [--num-roles 1] [--limit 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+TASK = "valuebench_ll_test"
+
+
+def tiny_model(folder: Path) -> str:
+    """A random 3-layer Llama with the tests' tokenizer (for a quick run of the harness itself)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import build_model, build_tokenizer
+
+    tok = build_tokenizer()
+    model = build_model("llama", len(tok))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def loglikelihoods(samples: dict[str, list[dict]]) -> dict[tuple[str, int, int], float]:
+    return {(task, s["doc_id"], i): float(r[0][0]) for task, rows in samples.items() for s in rows
+            for i, r in enumerate(s["resps"])}
+
+
+def read_samples(folder: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in folder.rglob("samples_*.jsonl"):
+        task = f.name[len("samples_"):].rsplit("_", 1)[0]
+        out[task] = [json.loads(line) for line in f.read_text().splitlines()]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pretrained", default="default")
+    ap.add_argument("--tiny", action="store_true", help="use a random tiny Llama instead of --pretrained")
+    ap.add_argument("--configs", type=int, default=8)
+    ap.add_argument("--num-roles", type=int, default=1)
+    ap.add_argument("--limit", type=float, default=2, help="items per value subtask")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--strength", type=float, default=4.0)
+    args = ap.parse_args()
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoConfig
+
+    import steering_models._bootstrap  # noqa: F401  (registers steered-hf and the tasks from a checkout)
+    from steering_models.default_model import resolve_pretrained
+    from steering_models.sweep import run_sweep
+
+    tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    pretrained = tiny_model(tmp / "tiny") if args.tiny else str(resolve_pretrained(args.pretrained))
+    config = AutoConfig.from_pretrained(pretrained)
+    layer, d_model = config.num_hidden_layers // 2, config.hidden_size
+    torch.manual_seed(0)
+    vectors = {f"v{i}": torch.nn.functional.normalize(torch.randn(d_model), dim=0) for i in range(args.configs - 1)}
+    save_file(vectors, tmp / "vectors.safetensors")
+    metadata = {"num_roles": args.num_roles}
+    sweep = {"model": {"pretrained": pretrained, "device": "cpu"}, "tasks": [TASK], "metadata": metadata,
+             "limit": args.limit, "batch_size": args.batch_size, "configs_per_pass": args.configs,
+             "configs": ["unsteered", {"vectors": {"file": str(tmp / "vectors.safetensors"), "layer": layer,
+                                                   "strength": args.strength, "positions": {"match": " your values"}}}]}
+
+    t0 = time.perf_counter()
+    manifest = run_sweep(sweep, tmp / "sweep", progress=False)
+    sweep_s = time.perf_counter() - t0
+
+    from steering_models.sweep import load_sweep
+
+    specs = load_sweep(sweep).configs
+    manager = TaskManager(metadata=metadata)
+    naive_s, load_s = 0.0, 0.0
+    max_delta, n_compared = 0.0, 0
+    for entry, spec in zip(manifest["configs"], specs, strict=True):
+        t = time.perf_counter()
+        res = lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": pretrained, "steer": spec},
+                                      tasks=[TASK], task_manager=manager, limit=args.limit,
+                                      batch_size=args.batch_size, device="cpu", log_samples=True)
+        naive_s += time.perf_counter() - t
+        ours = loglikelihoods(read_samples(tmp / "sweep" / entry["output"]))
+        ref = loglikelihoods(res["samples"])
+        assert ours.keys() == ref.keys(), f"config {spec.name}: different requests"
+        for key, value in ref.items():
+            max_delta = max(max_delta, abs(value - ours[key]))
+        n_compared += len(ref)
+    load_s = manifest["runs"][0]["model_load_s"]
+
+    n = args.configs
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}; model {'tiny random Llama (3 layers, d=64)' if args.tiny else pretrained} "
+          f"({config.num_hidden_layers} layers, d_model {d_model}, {config.torch_dtype})")
+    print(f"task {TASK}, num_roles={args.num_roles}, limit={args.limit:g} per value, {n} configs "
+          f"(unsteered + {n - 1} add @ layer {layer}), batch size {args.batch_size}, {n_compared} requests compared")
+    print(f"naive  (N x steered-hf, N model loads): {naive_s:8.1f} s  ({naive_s / n:.2f} s/config)")
+    print(f"sweep  (1 load {load_s:.1f} s, shared batches):   {sweep_s:8.1f} s  ({sweep_s / n:.2f} s/config)")
+    print(f"ratio naive/sweep: {naive_s / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
+
+
+if __name__ == "__main__":
+    main()
