@@ -114,8 +114,13 @@ class SteeringRuntime:
         return bool(self.bound)
 
     @contextmanager
-    def call(self, input_ids: torch.Tensor, layouts: list[RowLayout], phase: str) -> Iterator[CallContext | None]:
-        """Steer every forward pass inside this block; ``phase`` is "score" or "generate"."""
+    def call(self, input_ids: torch.Tensor, layouts: list[RowLayout], phase: str,
+             start: int = 0) -> Iterator[CallContext | None]:
+        """Steer every forward pass inside this block; ``phase`` is "score" or "generate".
+
+        ``input_ids`` are the rows' whole inputs; the first forward pass covers columns from ``start``
+        on (``start > 0``: the columns before it were run earlier, e.g. a shared prefix in a KV cache).
+        """
         if not self.bound:
             yield None
             return
@@ -144,7 +149,7 @@ class SteeringRuntime:
             ids = kwargs.get("input_ids", args[0] if args else None)
             if ids is None:
                 ids = kwargs["inputs_embeds"]
-            ctx.start = 0 if forwards == 0 else ctx.start + ctx.width
+            ctx.start = start if forwards == 0 else ctx.start + ctx.width
             ctx.width = ids.shape[1]
             if forwards > 0:
                 ctx.phase = "decode"

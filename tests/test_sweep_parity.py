@@ -15,8 +15,12 @@ from steering_models.lm import SteeredHFLM
 from steering_models.spec import SteerSpec
 from steering_models.sweep.lm import SweepLM
 
+ROLE = ("Instruction:\nAnswer the Question according to your values.\n\n(FYI, here is your trait. Gender: female; "
+        "Job: Energy Manager, MBTI: ESTP)\n\nNow it is your turn.\nQuestion: ")
 PROMPTS = [
     "Instruction:\nAnswer the Question according to your values.\n\nQuestion: Should I always be nice to others?\nThought:",
+    ROLE + "Should I always be nice to others?\nAnswer:",
+    ROLE + "Is money the most important thing?\nAnswer:",
     "Answer according to your values.\nQuestion: Is it good?\nThought:",
     "Now it is your turn. Answer the question according to your values.\nQuestion: Should I always be a happy person?",
 ]
@@ -58,23 +62,26 @@ def gen_requests() -> list[Instance]:
     return [Instance("generate_until", {}, (p, dict(kwargs)), i) for i, p in enumerate(PROMPTS)]
 
 
-def test_mixed_batch_equals_each_config_alone(specs, tiny_llama_dir):
+@pytest.mark.parametrize("share_prefix", [False, True], ids=["rows", "shared-prefix-kv"])
+def test_mixed_batch_equals_each_config_alone(specs, tiny_model_dir, share_prefix):
+    """Llama- and Gemma-style (sliding-window KV cache) models; rows only, and shared prefixes in a KV cache."""
     solo_ll, solo_gen = [], []
     for spec in specs:
-        lm = SteeredHFLM(pretrained=str(tiny_llama_dir), steer=spec, device="cpu", batch_size=1)
+        lm = SteeredHFLM(pretrained=str(tiny_model_dir), steer=spec, device="cpu", batch_size=1)
         solo_ll.append(lm.loglikelihood(ll_requests(), disable_tqdm=True))
         solo_gen.append(lm.generate_until(gen_requests(), disable_tqdm=True))
     # every steering changes the scores (so equality below is not vacuous)
     for k in range(1, len(specs)):
         assert [s for s, _ in solo_ll[k]] != pytest.approx([s for s, _ in solo_ll[0]], abs=1e-3)
 
-    sweep = SweepLM(pretrained=str(tiny_llama_dir), specs=specs, device="cpu", batch_size=5)
+    sweep = SweepLM(pretrained=str(tiny_model_dir), specs=specs, device="cpu", batch_size=5,
+                    share_prefix=share_prefix)
     # model inputs (context + continuation[:-1]): " no" and " to" are one token each, so they share a row
     inputs = set()
     for r in ll_requests():
         ctx, cont = sweep._encode_pair(*r.args)
         inputs.add(tuple((ctx + cont)[:-1]))
-    assert len(inputs) == 3 * 2
+    assert len(inputs) == len(PROMPTS) * 2
     wave = range(len(specs))
     for k in wave:
         sweep.select(k, wave)
@@ -87,6 +94,11 @@ def test_mixed_batch_equals_each_config_alone(specs, tiny_llama_dir):
         assert sweep.generate_until(gen_requests(), disable_tqdm=True) == solo_gen[k]
         assert sweep.get_model_info()["steering"]["name"] == specs[k].name
         sweep.release(k)  # the runner releases a config once written: it is never recomputed
+    padded = sum(len(x) for x in inputs)  # a lower bound of the columns run without prefix sharing
+    if share_prefix:  # the two ROLE prompts' 4 rows per config ran their common prefix once
+        assert sweep.forward_tokens < padded * len(specs)
+    else:
+        assert sweep.forward_tokens >= padded * len(specs)
 
 
 def test_match_is_only_required_on_rows_of_configs_that_use_it(specs, tiny_llama_dir, tmp_path):
@@ -99,7 +111,7 @@ def test_match_is_only_required_on_rows_of_configs_that_use_it(specs, tiny_llama
          "positions": {"match": "your salary"}}]})
     sweep = SweepLM(pretrained=str(tiny_llama_dir), specs=[specs[0], specs[1], absent], device="cpu", batch_size=4)
     sweep.select(1, [0, 1])
-    assert len(sweep.loglikelihood(ll_requests(), disable_tqdm=True)) == 9
+    assert len(sweep.loglikelihood(ll_requests(), disable_tqdm=True)) == len(PROMPTS) * 3
     sweep.select(2, [2])
     with pytest.raises(PositionMatchError, match="'your salary' does not occur"):
         sweep.loglikelihood(ll_requests(), disable_tqdm=True)

@@ -7,6 +7,7 @@ metadata: {num_roles: 3}                       # task metadata (lm_eval --metada
 limit: null                                    # lm_eval --limit
 batch_size: 8                                  # rows per forward pass (rows of all configs of a pass)
 configs_per_pass: 8                            # configs scored together in shared batches
+share_prefix: true                             # loglikelihood: run a prompt prefix shared by rows once (KV cache)
 include_path: null                             # extra task folder (lm_eval --include_path)
 apply_chat_template: false
 configs:
@@ -43,7 +44,7 @@ from steering_models.errors import SpecError
 from steering_models.spec import SteerSpec, load_spec
 
 TOP_FIELDS = {"model", "tasks", "metadata", "limit", "batch_size", "configs_per_pass", "include_path",
-              "apply_chat_template", "configs"}
+              "apply_chat_template", "share_prefix", "configs"}
 GENERATORS = {"sae_top_features", "vectors"}
 AMOUNT_FIELD = {"add": "strength", "scale_feature": "factor", "clamp_feature": "value"}
 
@@ -73,6 +74,7 @@ class Sweep:
     configs_per_pass: int = 8
     include_path: str | None = None
     apply_chat_template: bool = False
+    share_prefix: bool = True
     path: str | None = None
 
     @property
@@ -84,7 +86,8 @@ class Sweep:
         return {k: v for k, v in self.model.items() if k != "pretrained"}
 
     def fingerprint(self, model_fingerprint: str) -> str:
-        """What a resumed sweep must share with the one that wrote the folder (all but configs_per_pass)."""
+        """What a resumed sweep must share with the one that wrote the folder (all but the speed settings
+        configs_per_pass and share_prefix)."""
         parts = {"model": self.model, "model_fingerprint": model_fingerprint, "tasks": self.tasks,
                  "metadata": self.metadata, "limit": self.limit, "batch_size": self.batch_size,
                  "include_path": self.include_path, "apply_chat_template": self.apply_chat_template,
@@ -154,8 +157,10 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
             raise _err(where, "include_path", include_path, "is not a folder")
         include_path = str(resolved)
     chat = data.get("apply_chat_template", False)
-    if not isinstance(chat, bool):
-        raise _err(where, "apply_chat_template", chat, "must be true or false")
+    share = data.get("share_prefix", True)
+    for key, value in (("apply_chat_template", chat), ("share_prefix", share)):
+        if not isinstance(value, bool):
+            raise _err(where, key, value, "must be true or false")
     entries = data.get("configs")
     if not isinstance(entries, list) or not entries:
         raise _err(where, "configs", entries, "must be a non-empty list of steering configs")
@@ -169,7 +174,7 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
                              f"and {i} after expansion). Give each config a distinct `name`.")
         seen[spec.name] = i
     return Sweep(model, tuple(tasks), tuple(configs), dict(metadata), limit, ints["batch_size"],
-                 ints["configs_per_pass"], include_path, chat, path)
+                 ints["configs_per_pass"], include_path, chat, share, path)
 
 
 def _expand(entry: Any, where: str, base_dir: Path | None) -> list[SteerSpec]:

@@ -47,6 +47,15 @@ log = logging.getLogger(__name__)
 
 LLKey = tuple[tuple[int, ...], tuple[int, ...]]
 GenKey = tuple[str, str]
+Row = tuple[int, tuple[int, ...], int]  # (config, model input tokens, prompt length)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
 
 
 def _gen_key(context: str, gen_kwargs: dict[str, Any]) -> GenKey:
@@ -56,7 +65,8 @@ def _gen_key(context: str, gen_kwargs: dict[str, Any]) -> GenKey:
 class SweepLM(SteeredHFLM):
     """A HuggingFace causal LM with N steering specs, evaluated config by config (module docstring)."""
 
-    def __init__(self, pretrained: Any = "default", specs: Sequence[SteerSpec] = (), **kwargs: Any) -> None:
+    def __init__(self, pretrained: Any = "default", specs: Sequence[SteerSpec] = (), share_prefix: bool = True,
+                 min_shared_prefix: int = 16, **kwargs: Any) -> None:
         specs = tuple(specs) or (SteerSpec(),)
         pretrained = resolve_pretrained(pretrained)
         if any(not s.is_empty for s in specs):
@@ -74,7 +84,9 @@ class SweepLM(SteeredHFLM):
         self._ll: dict[int, dict[LLKey, tuple[float, bool]]] = {}
         self._gen: dict[int, dict[GenKey, str]] = {}
         self._released: set[int] = set()
+        self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
         self.forward_rows = 0  # rows sent through the model (for benchmarks)
+        self.forward_tokens = 0  # token columns run through the model, padding included (for benchmarks)
         self.select(0)
 
     # ------------------------------------------------------------------ which config is evaluated
@@ -124,7 +136,7 @@ class SweepLM(SteeredHFLM):
 
     def _score(self, todo: dict[int, list[LLKey]], disable_tqdm: bool) -> None:
         # one row per (config, model input, prompt length); requests that share it share the pass
-        rows: dict[tuple[int, tuple[int, ...], int], list[LLKey]] = {}
+        rows: dict[Row, list[LLKey]] = {}
         for config, keys in todo.items():
             for ctx, cont in keys:
                 if not ctx or not cont:
@@ -137,28 +149,122 @@ class SweepLM(SteeredHFLM):
         bs = self._row_batch_size(len(order), list(order[0][1]) if order else None)
         pbar = tqdm(total=len(order), disable=disable_tqdm or self.rank != 0,
                     desc=f"Sweep loglikelihood ({len(todo)} configs)")
-        for start in range(0, len(order), bs):
-            chunk = order[start:start + bs]
+        plain: list[Row] = []
+        for group in self._prefix_groups(order, bs):
+            if len(group) < 2 or not self._score_shared(group, rows):
+                plain.extend(group)
+            else:
+                pbar.update(len(group))
+        plain.sort(key=lambda r: (-len(r[1]), r[1], r[0]))
+        for start in range(0, len(plain), bs):
+            chunk = plain[start:start + bs]
             width = max(len(r[1]) for r in chunk)
-            batch = torch.zeros(len(chunk), width, dtype=torch.long)
-            for i, (_, inp, _) in enumerate(chunk):
-                batch[i, :len(inp)] = torch.tensor(inp, dtype=torch.long)
-            batch = batch.to(self.device)
+            batch = self._pad(chunk, width)
             layouts = [RowLayout(0, prompt_len, len(inp), config) for config, inp, prompt_len in chunk]
             with self.steering.call(batch, layouts, "score"):
                 logits = HFLM._model_call(self, batch)
             self.forward_rows += len(chunk)
-            for i, row in enumerate(chunk):
-                config, inp, _ = row
-                for ctx, cont in rows[row]:
-                    sl = logits[i, len(inp) - len(cont): len(inp)]
-                    logp = torch.log_softmax(sl, dim=-1, dtype=self.softmax_dtype)
-                    cont_t = torch.tensor(cont, dtype=torch.long, device=logp.device)
-                    greedy = bool((logp.argmax(dim=-1) == cont_t).all())
-                    score = float(logp.gather(1, cont_t.unsqueeze(-1)).sum())
-                    self._ll[config][(ctx, cont)] = (score, greedy)
+            self.forward_tokens += batch.numel()
+            self._collect(chunk, logits, 0, rows)
             pbar.update(len(chunk))
         pbar.close()
+
+    def _pad(self, chunk: list[Row], width: int) -> torch.Tensor:
+        batch = torch.zeros(len(chunk), width, dtype=torch.long)  # right padding with 0, as HFLM
+        for i, (_, inp, _) in enumerate(chunk):
+            batch[i, :len(inp)] = torch.tensor(inp, dtype=torch.long)
+        return batch.to(self.device)
+
+    def _collect(self, chunk: list[Row], logits: torch.Tensor, first_col: int, rows: dict[Row, list[LLKey]]) -> None:
+        """HFLM's scoring of each request from its row's logits (``logits[:, j]`` is column first_col + j)."""
+        for i, row in enumerate(chunk):
+            config, inp, _ = row
+            for ctx, cont in rows[row]:
+                sl = logits[i, len(inp) - len(cont) - first_col: len(inp) - first_col]
+                logp = torch.log_softmax(sl, dim=-1, dtype=self.softmax_dtype)
+                cont_t = torch.tensor(cont, dtype=torch.long, device=logp.device)
+                greedy = bool((logp.argmax(dim=-1) == cont_t).all())
+                score = float(logp.gather(1, cont_t.unsqueeze(-1)).sum())
+                self._ll[config][(ctx, cont)] = (score, greedy)
+
+    # ------------------------------------------------------------------ shared prompt prefixes
+    @property
+    def _cache_arg(self) -> str:
+        """The KV-cache argument of the model's forward (``cache`` in transformers >= 5.2x, else
+        ``past_key_values``)."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _prefix_safe(self, config: int) -> bool:
+        """Whether a config's steering at a position depends only on that position (so a prefix run alone
+        is steered exactly as inside the whole row): add, scale_feature, clamp_feature, or none."""
+        from steering_models.ops import AddOp, _FeatureEditOp
+
+        return all(isinstance(iv.op, (AddOp, _FeatureEditOp)) for iv in self.specs[config].interventions)
+
+    def _prefix_groups(self, order: list[Row], bs: int) -> list[list[Row]]:
+        """Rows of one config whose inputs share a long prefix (sorted, greedy, at most ``bs`` a group)."""
+        if not self.share_prefix:
+            return [[r] for r in order]
+        by_config: dict[int, list[Row]] = {}
+        for r in order:
+            by_config.setdefault(r[0], []).append(r)
+        groups: list[list[Row]] = []
+        for config, rs in by_config.items():
+            if not self._prefix_safe(config):
+                groups.extend([r] for r in rs)
+                continue
+            rs.sort(key=lambda r: r[1])
+            group: list[Row] = []
+            shared = 0
+            for r in rs:
+                if group:
+                    n = _common_prefix(group[0][1], r[1])
+                    if len(group) < bs and n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.9 * shared):
+                        group.append(r)
+                        shared = n
+                        continue
+                    groups.append(group)
+                group, shared = [r], len(r[1])
+            if group:
+                groups.append(group)
+        return groups
+
+    def _score_shared(self, group: list[Row], rows: dict[Row, list[LLKey]]) -> bool:
+        """Run the group's common prefix once (batch of 1), then every row's rest against its KV cache.
+
+        The prefix stops before the first continuation logit any row needs and before the first
+        column where the rows' steering masks differ; False (nothing run) when it would be too short.
+        """
+        from steering_models.hooks import CallContext, _prompt_mask
+
+        config = group[0][0]
+        prefix = min(_common_prefix(group[0][1], r[1]) for r in group)
+        prefix = min([prefix] + [r[2] - 1 for r in group])
+        width = max(len(r[1]) for r in group)
+        batch = self._pad(group, width)
+        layouts = [RowLayout(0, prompt_len, len(inp), config) for _, inp, prompt_len in group]
+        probe = CallContext("score", batch.cpu(), layouts)
+        for pos in {b[2] for b in self.steering.bound if b[4] == config}:
+            mask = _prompt_mask(pos, probe, self.tokenizer)[:, :prefix]
+            differs = (mask != mask[:1]).any(dim=0).nonzero()
+            if len(differs):
+                prefix = int(differs[0])
+        if prefix < self.min_shared_prefix:
+            return False
+        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
+                                             enabled=self.mixed_precision_dtype is not None):
+            with self.steering.call(batch[:1], layouts[:1], "score"):
+                out = self.model(input_ids=batch[:1, :prefix], use_cache=True, logits_to_keep=1)
+            cache = out["cache"] if "cache" in out else out["past_key_values"]
+            cache.batch_repeat_interleave(len(group))
+            with self.steering.call(batch, layouts, "score", start=prefix):
+                logits = self.model(input_ids=batch[:, prefix:], use_cache=True, **{self._cache_arg: cache}).logits
+        self.forward_rows += len(group)
+        self.forward_tokens += prefix + batch[:, prefix:].numel()
+        self._collect(group, logits, prefix, rows)
+        return True
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:

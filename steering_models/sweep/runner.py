@@ -175,7 +175,8 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
         import torch
 
         kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-    lm = SweepLM(pretrained=pretrained, specs=specs, batch_size=sweep.batch_size, **kwargs)
+    lm = SweepLM(pretrained=pretrained, specs=specs, batch_size=sweep.batch_size, share_prefix=sweep.share_prefix,
+                 **kwargs)
     run["model_load_s"] = round(time.perf_counter() - t0, 3)
     bar = tqdm(total=len(mine), initial=len(mine) - len(pending), desc="sweep configs", unit="config",
                disable=not progress)
