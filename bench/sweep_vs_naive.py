@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=2, help="items per value subtask")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--strength", type=float, default=4.0)
+    ap.add_argument("--no-share-prefix", action="store_true", help="sweep without shared-prefix KV reuse")
     args = ap.parse_args()
 
     import lm_eval
@@ -85,6 +86,7 @@ def main() -> None:
     metadata = {"num_roles": args.num_roles}
     sweep = {"model": {"pretrained": pretrained, "device": "cpu"}, "tasks": [TASK], "metadata": metadata,
              "limit": args.limit, "batch_size": args.batch_size, "configs_per_pass": args.configs,
+             "share_prefix": not args.no_share_prefix,
              "configs": ["unsteered", {"vectors": {"file": str(tmp / "vectors.safetensors"), "layer": layer,
                                                    "strength": args.strength, "positions": {"match": " your values"}}}]}
 
@@ -119,7 +121,8 @@ def main() -> None:
     print(f"task {TASK}, num_roles={args.num_roles}, limit={args.limit:g} per value, {n} configs "
           f"(unsteered + {n - 1} add @ layer {layer}), batch size {args.batch_size}, {n_compared} requests compared")
     print(f"naive  (N x steered-hf, N model loads): {naive_s:8.1f} s  ({naive_s / n:.2f} s/config)")
-    print(f"sweep  (1 load {load_s:.1f} s, shared batches):   {sweep_s:8.1f} s  ({sweep_s / n:.2f} s/config)")
+    mode = "rows only" if args.no_share_prefix else "shared-prefix KV"
+    print(f"sweep  (1 load {load_s:.1f} s, {mode}):   {sweep_s:8.1f} s  ({sweep_s / n:.2f} s/config)")
     print(f"ratio naive/sweep: {naive_s / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
 
 

@@ -218,12 +218,14 @@ class SweepLM(SteeredHFLM):
             rs.sort(key=lambda r: r[1])
             group: list[Row] = []
             shared = 0
-            for r in rs:
+            for r in rs:  # sorted: rows with a common prefix (one role's items) are neighbours
                 if group:
                     n = _common_prefix(group[0][1], r[1])
-                    if len(group) < bs and n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.9 * shared):
+                    # a new group at bs rows, or where the common prefix falls below half the group's
+                    # first shared length (the next role), or below min_shared_prefix
+                    if len(group) < bs and n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.5 * shared):
                         group.append(r)
-                        shared = n
+                        shared = n if len(group) == 2 else shared
                         continue
                     groups.append(group)
                 group, shared = [r], len(r[1])
