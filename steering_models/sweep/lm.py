@@ -19,6 +19,15 @@ one-token-continuation sharing, " yes"/" no"). Generation reproduces HFLM's ``ge
 (grouping by generation kwargs, left padding, stop sequences, post-processing); greedy decoding
 gives each config's solo answers (parity tests: tests/test_sweep_parity.py); sampled decoding draws
 from the same distribution but not the same random numbers as a solo run.
+
+Shared prefixes (loglikelihood, ``share_prefix=True``): rows of one config are sorted by tokens, and
+neighbours with a long common prefix (one role's questionnaire items) form a group of at most
+``batch_size`` rows. The group's prefix runs once (batch of 1, steered as in the whole row), its KV cache
+is repeated for every row, and the rows' remaining columns run against it (the hooks are told the
+columns start at the prefix length). The prefix ends before the first continuation logit any row needs
+and before the first column where the rows' steering masks differ, and it is used only for configs whose
+ops act on each position alone (add, scale_feature, clamp_feature), so the steering is the same as in a
+whole-row pass; parity within float tolerance is tested on Llama- and Gemma-style models.
 """
 
 from __future__ import annotations
