@@ -126,3 +126,12 @@ def test_validation_happens_before_any_weights_load(tmp_path, tiny_llama_dir, ti
     with pytest.raises(SpecError, match="`strengh`"):
         load_sweep(dict(data, configs=[{"sae_top_features": {"sae": str(assets / "sae"), "features": [1],
                                                              "layer": 1, "strengh": 3}}]))
+
+
+def test_example_sweep_file_parses():
+    """The paper-scale example (Gemma-2B-IT, 24 SAE features + unsteered) expands as documented."""
+    sweep = load_sweep(Path(__file__).resolve().parents[1] / "examples" / "kang_sweep_gemma2b.yaml")
+    assert len(sweep.configs) == 25 and sweep.configs[0].is_empty
+    assert [c.name for c in sweep.configs[1:3]] == ["sae-f428", "sae-f1025"]
+    iv = sweep.configs[3].to_dict()["interventions"][0]
+    assert iv["source"]["feature"] == 1312 and iv["strength"] == 100 and iv["positions"] == {"match": " your values"}

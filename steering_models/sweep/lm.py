@@ -170,11 +170,12 @@ class SweepLM(SteeredHFLM):
             width = max(len(r[1]) for r in chunk)
             batch = self._pad(chunk, width)
             layouts = [RowLayout(0, prompt_len, len(inp), config) for config, inp, prompt_len in chunk]
-            with self.steering.call(batch, layouts, "score"):
-                logits = HFLM._model_call(self, batch)
+            cols = self._needed_columns(chunk, rows, 0)
+            with torch.no_grad(), self._autocast(), self.steering.call(batch, layouts, "score"):
+                logits = self._head(self.model(input_ids=batch, **self._keep(cols)).logits, cols)
             self.forward_rows += len(chunk)
             self.forward_tokens += batch.numel()
-            self._collect(chunk, logits, 0, rows)
+            self._collect(chunk, logits, cols, 0, rows)
             pbar.update(len(chunk))
         pbar.close()
 
@@ -184,12 +185,40 @@ class SweepLM(SteeredHFLM):
             batch[i, :len(inp)] = torch.tensor(inp, dtype=torch.long)
         return batch.to(self.device)
 
-    def _collect(self, chunk: list[Row], logits: torch.Tensor, first_col: int, rows: dict[Row, list[LLKey]]) -> None:
-        """HFLM's scoring of each request from its row's logits (``logits[:, j]`` is column first_col + j)."""
+    @staticmethod
+    def _needed_columns(chunk: list[Row], rows: dict[Row, list[LLKey]], first_col: int) -> torch.Tensor:
+        """The columns (counted from first_col) whose logits score a continuation token of some row: the
+        model's head runs on these only (``logits_to_keep``), not on every prompt position."""
+        cols = {c - first_col for row in chunk for _, cont in rows[row]
+                for c in range(len(row[1]) - len(cont), len(row[1]))}
+        return torch.tensor(sorted(cols), dtype=torch.long)
+
+    def _keep(self, cols: torch.Tensor | None) -> dict[str, Any]:
+        """``logits_to_keep`` for models whose forward takes it (cols None: the last column only)."""
+        import inspect
+
+        if "logits_to_keep" not in inspect.signature(self.model.forward).parameters:
+            return {}
+        return {"logits_to_keep": 1 if cols is None else cols.to(self.device)}
+
+    def _head(self, logits: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Logits at ``cols`` (already so when the model took ``logits_to_keep``)."""
+        return logits if logits.shape[1] == len(cols) and self._keep(cols) else logits[:, cols.to(logits.device)]
+
+    def _autocast(self) -> Any:
+        return torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
+                              enabled=self.mixed_precision_dtype is not None)
+
+    def _collect(self, chunk: list[Row], logits: torch.Tensor, cols: torch.Tensor, first_col: int,
+                 rows: dict[Row, list[LLKey]]) -> None:
+        """HFLM's scoring of each request from its row's logits (``logits[:, j]`` is column
+        first_col + cols[j])."""
+        where = {int(c): j for j, c in enumerate(cols)}
         for i, row in enumerate(chunk):
             config, inp, _ = row
             for ctx, cont in rows[row]:
-                sl = logits[i, len(inp) - len(cont) - first_col: len(inp) - first_col]
+                idx = [where[c - first_col] for c in range(len(inp) - len(cont), len(inp))]
+                sl = logits[i, idx]
                 logp = torch.log_softmax(sl, dim=-1, dtype=self.softmax_dtype)
                 cont_t = torch.tensor(cont, dtype=torch.long, device=logp.device)
                 greedy = bool((logp.argmax(dim=-1) == cont_t).all())
@@ -264,17 +293,18 @@ class SweepLM(SteeredHFLM):
                 prefix = int(differs[0])
         if prefix < self.min_shared_prefix:
             return False
-        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
-                                             enabled=self.mixed_precision_dtype is not None):
+        cols = self._needed_columns(group, rows, prefix)
+        with torch.no_grad(), self._autocast():
             with self.steering.call(batch[:1], layouts[:1], "score"):
-                out = self.model(input_ids=batch[:1, :prefix], use_cache=True, logits_to_keep=1)
+                out = self.model(input_ids=batch[:1, :prefix], use_cache=True, **self._keep(None))
             cache = out["cache"] if "cache" in out else out["past_key_values"]
             cache.batch_repeat_interleave(len(group))
             with self.steering.call(batch, layouts, "score", start=prefix):
-                logits = self.model(input_ids=batch[:, prefix:], use_cache=True, **{self._cache_arg: cache}).logits
+                logits = self._head(self.model(input_ids=batch[:, prefix:], use_cache=True, **self._keep(cols),
+                                               **{self._cache_arg: cache}).logits, cols)
         self.forward_rows += len(group)
         self.forward_tokens += prefix + batch[:, prefix:].numel()
-        self._collect(group, logits, prefix, rows)
+        self._collect(group, logits, cols, prefix, rows)
         return True
 
     # ------------------------------------------------------------------ generation
