@@ -192,7 +192,13 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
             partial = final.parent / f".{final.name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
-            _evaluate_into(lm, sweep, spec, manager, partial, lm_eval, EvaluationTracker)
+            try:
+                _evaluate_into(lm, sweep, spec, manager, partial, lm_eval, EvaluationTracker)
+            except Exception as e:  # recorded for the manifest's reader, then raised as is
+                entry.update(status="failed", error=f"{type(e).__name__}: {e}"[:2000])
+                _write_manifest(folder, manifest)
+                raise
+            entry.pop("error", None)
             os.replace(partial, final)
             lm.release(local)
             entry.update(status="done", seconds=round(time.perf_counter() - t, 3), finished=_now())
