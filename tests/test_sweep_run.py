@@ -135,3 +135,17 @@ def test_example_sweep_file_parses():
     assert [c.name for c in sweep.configs[1:3]] == ["sae-f428", "sae-f1025"]
     iv = sweep.configs[3].to_dict()["interventions"][0]
     assert iv["source"]["feature"] == 1312 and iv["strength"] == 100 and iv["positions"] == {"match": " your values"}
+
+
+def test_failing_config_is_recorded_and_earlier_ones_kept(tmp_path, tiny_llama_dir, tiny_task_dir, assets):
+    data = sweep_dict(tiny_llama_dir, tiny_task_dir, assets, configs_per_pass=1, tasks=["tiny_values_ll"])
+    data["configs"] = ["unsteered", {"name": "absent", "interventions": [
+        {"layer": 0, "op": "add", "source": {"vector": str(assets / "v.safetensors"), "key": "v"},
+         "positions": {"match": "your salary"}}]}]
+    out = tmp_path / "out"
+    with pytest.raises(SpecError, match="'your salary' does not occur in the prompt"):
+        run_sweep(load_sweep(data), out, progress=False)
+    entries = json.loads((out / "manifest.json").read_text())["configs"]
+    assert [e["status"] for e in entries] == ["done", "failed"]
+    assert "does not occur in the prompt" in entries[1]["error"]
+    assert any((out / entries[0]["output"]).rglob("results_*.json"))
