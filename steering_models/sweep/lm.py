@@ -22,9 +22,9 @@ from the same distribution but not the same random numbers as a solo run.
 
 Shared prefixes (loglikelihood, ``share_prefix=True``): rows of one config are sorted by tokens, and
 neighbours with a long common prefix (one role's questionnaire items) form a group of at most
-``batch_size`` rows. The group's prefix runs once (batch of 1, steered as in the whole row), its KV cache
-is repeated for every row, and the rows' remaining columns run against it (the hooks are told the
-columns start at the prefix length). The prefix ends before the first continuation logit any row needs
+4 x ``batch_size`` rows (their remaining columns are short). The group's prefix runs once (batch of 1,
+steered as in the whole row), its KV cache is repeated for every row, and the rows' remaining columns
+run against it (the hooks are told the columns start at the prefix length). The prefix ends before the first continuation logit any row needs
 and before the first column where the rows' steering masks differ, and it is used only for configs whose
 ops act on each position alone (add, scale_feature, clamp_feature), so the steering is the same as in a
 whole-row pass; parity within float tolerance is tested on Llama- and Gemma-style models.
@@ -159,7 +159,7 @@ class SweepLM(SteeredHFLM):
         pbar = tqdm(total=len(order), disable=disable_tqdm or self.rank != 0,
                     desc=f"Sweep loglikelihood ({len(todo)} configs)")
         plain: list[Row] = []
-        for group in self._prefix_groups(order, bs):
+        for group in self._prefix_groups(order, 4 * bs):
             if len(group) < 2 or not self._score_shared(group, rows):
                 plain.extend(group)
             else:
@@ -241,8 +241,8 @@ class SweepLM(SteeredHFLM):
 
         return all(isinstance(iv.op, (AddOp, _FeatureEditOp)) for iv in self.specs[config].interventions)
 
-    def _prefix_groups(self, order: list[Row], bs: int) -> list[list[Row]]:
-        """Rows of one config whose inputs share a long prefix (sorted, greedy, at most ``bs`` a group)."""
+    def _prefix_groups(self, order: list[Row], most: int) -> list[list[Row]]:
+        """Rows of one config whose inputs share a long prefix (sorted, greedy, at most ``most`` a group)."""
         if not self.share_prefix:
             return [[r] for r in order]
         by_config: dict[int, list[Row]] = {}
@@ -259,9 +259,9 @@ class SweepLM(SteeredHFLM):
             for r in rs:  # sorted: rows with a common prefix (one role's items) are neighbours
                 if group:
                     n = _common_prefix(group[0][1], r[1])
-                    # a new group at bs rows, or where the common prefix falls below half the group's
+                    # a new group at `most` rows, or where the common prefix falls below half the group's
                     # first shared length (the next role), or below min_shared_prefix
-                    if len(group) < bs and n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.5 * shared):
+                    if len(group) < most and n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.5 * shared):
                         group.append(r)
                         shared = n if len(group) == 2 else shared
                         continue
