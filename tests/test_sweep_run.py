@@ -101,13 +101,17 @@ def test_sweep_equals_separate_steered_runs(tmp_path, tiny_llama_dir, tiny_task_
     assert len(again["runs"]) == 1
 
 
-def test_validation_happens_before_any_weights_load(tmp_path, tiny_llama_dir, tiny_task_dir, assets):
+def test_validation_happens_before_any_weights_load(tmp_path, tiny_llama_dir, tiny_task_dir, assets, capsys):
     config_only = tmp_path / "no-weights"
     config_only.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (config_only / name).write_bytes((tiny_llama_dir / name).read_bytes())
     data = sweep_dict(config_only, tiny_task_dir, assets)
-    check(load_sweep(data))  # every spec checked against config.json alone: no weights needed
+    # every spec checked against config.json alone: no weights needed
+    from steering_models.sweep.__main__ import main
+
+    assert main(["check", str(write_sweep(tmp_path / "sweep.yaml", data))]) == 0
+    assert f"ok: 5 configs x 2 tasks on {config_only}" in capsys.readouterr().out
     bad = dict(data, configs=data["configs"] + [{"name": "deep", "interventions": [
         {"layer": 7, "op": "add", "source": {"vector": str(assets / "v.safetensors"), "key": "v"}}]}])
     with pytest.raises(SpecError, match=r"`layer`=7 is out of range: model has 3 layers"):
