@@ -55,6 +55,11 @@ class JudgeConfig:
     cache: str | None = None
     no_cache: bool = False
 
+    def __repr__(self) -> str:  # never the key, nor credentials inside the base URL
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "base_url")}
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"JudgeConfig(endpoint={self.endpoint!r}, {args})"
+
     @property
     def endpoint(self) -> str:
         """The base URL without credentials or query (safe to record)."""

@@ -39,10 +39,12 @@ def _leading_label(raw: str, labels: tuple[str, str]) -> str | None:
     m = re.match(r"([A-Za-z]+)\b(.*)$", text, re.DOTALL)
     if not m or m.group(1).lower() not in labels:
         return None
-    rest = m.group(2).lstrip(_DECOR)
-    if re.match(r"(?:or\b|/)", rest, re.IGNORECASE):  # "Yes or No", "True/False": no choice made
+    label = m.group(1).lower()
+    other = labels[1] if label == labels[0] else labels[0]
+    # "Yes or No", "True/False", '"Yes", "No"': both labels offered, no choice made
+    if re.match(rf"[\s,/|*\"'`]*(?:or\b|/|{other}\b)", m.group(2), re.IGNORECASE):
         return None
-    return m.group(1).lower()
+    return label
 
 
 def parse_yes_no_bool(raw: str, fields: Mapping[str, Any] | None = None) -> bool | None:
