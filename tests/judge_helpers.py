@@ -48,9 +48,9 @@ def env_with_repo(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_server(model_dir: Path, key: str | None = None, key_env: str = "TEST_JUDGE_SERVER_KEY",
-                 timeout: float = 120.0) -> Server:
+                 timeout: float = 120.0, extra_args: tuple[str, ...] = ()) -> Server:
     cmd = [sys.executable, "-m", "analysis", "judge-serve", "--pretrained", str(model_dir),
-           "--port", "0", "--model-name", MODEL_NAME]
+           "--port", "0", "--model-name", MODEL_NAME, *extra_args]
     extra = {}
     if key:
         cmd += ["--api-key-env", key_env]

@@ -160,3 +160,25 @@ def test_server_lists_its_model_and_rejects_unknown_routes(server):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{server.base_url}/nope", timeout=10)
     assert e.value.code == 404
+
+
+@pytest.fixture(scope="module")
+def flaky_server(tiny_llama_dir):
+    srv = start_server(tiny_llama_dir, extra_args=("--fail-first", "2", "--delay", "1.5"))
+    yield srv
+    srv.stop()
+
+
+def test_overload_is_retried_then_timeout_is_one_sentence(flaky_server, tmp_path):
+    env = {"VALUE_JUDGE_BASE_URL": flaky_server.base_url, "VALUE_JUDGE_MODEL": MODEL_NAME,
+           "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite"), "VALUE_JUDGE_MAX_TOKENS": "4"}
+    # two HTTP 503s, then an answer: the client retried with backoff, one verdict
+    j = build_judge(load_config({**env, "VALUE_JUDGE_MAX_RETRIES": "3"}))
+    v = j.judge("fluency", {"answer": "retry me"})
+    stats = flaky_server.stats()["counts"]
+    assert stats["503"] == 2 and stats["completions"] == 1 and v.raw and j.calls == 1
+    # slower than the timeout, no retries left: one sentence naming the setting
+    j = build_judge(load_config({**env, "VALUE_JUDGE_MAX_RETRIES": "0", "VALUE_JUDGE_TIMEOUT": "0.3"}))
+    with pytest.raises(JudgeError) as e:
+        j.judge("fluency", {"answer": "too slow"})
+    assert "did not answer within 0.3 s" in str(e.value) and "VALUE_JUDGE_TIMEOUT" in str(e.value)

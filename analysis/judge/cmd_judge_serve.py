@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="require the key held in environment variable VAR (never pass a key itself)")
     parser.add_argument("--delay", type=float, default=0.0,
                         help="seconds to wait before each completion (simulates a slow endpoint)")
+    parser.add_argument("--fail-first", type=int, default=0, metavar="N",
+                        help="answer the first N completion requests with HTTP 503 (simulates overload)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
                   "export it with the key clients must send.", file=sys.stderr)
             return 2
     try:
-        server = make_server(args.pretrained, args.host, args.port, args.model_name, key, args.delay)
+        server = make_server(args.pretrained, args.host, args.port, args.model_name, key, args.delay,
+                             args.fail_first)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

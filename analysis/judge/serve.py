@@ -5,7 +5,8 @@ sampling options ignored), ``GET /stats`` (requests counted per route, completio
 An unknown ``model`` gets HTTP 404 (``model_not_found``), as OpenAI answers. With an API key (read
 from the environment variable named by ``--api-key-env``, never from the command line) a request
 without ``Authorization: Bearer <key>`` gets HTTP 401. ``--delay`` adds seconds before each
-completion (to test clients against a slow endpoint). Run: ``python -m analysis judge-serve``.
+completion and ``--fail-first N`` answers the first N completion requests with HTTP 503 (to test
+clients against a slow or overloaded endpoint). Run: ``python -m analysis judge-serve``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ class JudgeServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], generator: LocalGenerator, model_name: str,
-                 api_key: str | None = None, delay: float = 0.0, default_max_tokens: int = 256) -> None:
+                 api_key: str | None = None, delay: float = 0.0, fail_first: int = 0,
+                 default_max_tokens: int = 256) -> None:
         super().__init__(address, _Handler)
+        self.fail_first = fail_first
         self.generator = generator
         self.model_name = model_name
         self.api_key = api_key
@@ -66,6 +69,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
         return False
 
+    def _overloaded(self) -> bool:
+        """The first ``fail_first`` completion requests get HTTP 503 (retry after 10 ms)."""
+        with self.server.count_lock:
+            failing = self.server.counts["503"] < self.server.fail_first
+            if failing:
+                self.server.counts["503"] += 1
+        if failing:
+            data = json.dumps(_error("The server is overloaded.", "server_error", "overloaded")).encode()
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("retry-after-ms", "10")
+            self.end_headers()
+            self.wfile.write(data)
+        return failing
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         path = self.path.split("?", 1)[0].rstrip("/")
         self.server.count(f"GET {path}")
@@ -103,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, _error(f"The model `{model}` does not exist.", "invalid_request_error",
                                    "model_not_found"))
             return
+        if self._overloaded():
+            return
         max_tokens = int(req.get("max_tokens") or req.get("max_completion_tokens")
                          or self.server.default_max_tokens)
         if self.server.delay:
@@ -122,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(pretrained: str, host: str, port: int, model_name: str | None = None,
-                api_key: str | None = None, delay: float = 0.0) -> JudgeServer:
+                api_key: str | None = None, delay: float = 0.0, fail_first: int = 0) -> JudgeServer:
     gen = LocalGenerator(pretrained)
-    return JudgeServer((host, port), gen, model_name or gen.name, api_key=api_key, delay=delay)
+    return JudgeServer((host, port), gen, model_name or gen.name, api_key=api_key, delay=delay,
+                       fail_first=fail_first)
