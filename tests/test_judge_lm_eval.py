@@ -152,3 +152,16 @@ def test_rejudge_cli_and_agreement(runs, tmp_path, capsys):
                  str(tmp_path / "b" / "judged.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "[csr] paired=3" in out and "[fluency] paired=3" in out
+
+
+def test_rejudge_thoughts_for_table_2(runs, tmp_path):
+    from analysis.cli import main
+
+    assert main(["judge", str(runs["run_dir"]), "--out", str(tmp_path / "t"), "--thoughts"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "t" / "judged.jsonl").read_text().splitlines()]
+    thoughts = [r for r in records if r["template"] == "thought_inclination"]
+    vb = runs["second_resps"]["valuebench_cot_test_economic"]
+    assert len(thoughts) == sum(1 for r in vb if r["thought"].strip())
+    assert all(r["template_version"] == "kang-t1/v1" for r in thoughts)
+    row = json.loads((tmp_path / "t" / "summary.json").read_text())["tasks"]["valuebench_cot_test_economic"]
+    assert row["n_scored_inconsistency"] == 0 and math.isnan(row["inconsistency"])  # nothing parsed
