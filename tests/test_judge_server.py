@@ -3,6 +3,7 @@ serving a tiny random Llama on 127.0.0.1, started here): calls are counted at th
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -73,6 +74,16 @@ def test_unparseable_reply_is_unscored_with_raw_kept(server, tmp_path):
     assert v.parsed is None and v.raw != "" and not v.scored
 
 
+def settled_completions(server, quiet: float = 1.0) -> int:
+    last, since = server.completions(), time.time()
+    while time.time() - since < quiet:
+        time.sleep(0.1)
+        now = server.completions()
+        if now != last:
+            last, since = now, time.time()
+    return last
+
+
 def test_killed_run_resumes(server, tmp_path):
     n, cache = 10, tmp_path / "c.sqlite"
     env = env_with_repo({"VALUE_JUDGE_BASE_URL": server.base_url, "VALUE_JUDGE_MODEL": MODEL_NAME,
@@ -91,7 +102,7 @@ def test_killed_run_resumes(server, tmp_path):
     with sqlite3.connect(cache) as db:
         kept = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
     assert 1 <= kept < n  # the server may have answered a request the client never stored
-    mid = server.completions()
+    mid = settled_completions(server)  # a request in flight at the kill may still finish server-side
     assert mid - before <= kept + 1  # at most the one request in flight at the kill is lost
     j = judge_for(server, cache, VALUE_JUDGE_MAX_TOKENS="160")
     vs = j.judge_many("fluency", [{"answer": f"resume {i}"} for i in range(n)])
@@ -182,3 +193,30 @@ def test_overload_is_retried_then_timeout_is_one_sentence(flaky_server, tmp_path
     with pytest.raises(JudgeError) as e:
         j.judge("fluency", {"answer": "too slow"})
     assert "did not answer within 0.3 s" in str(e.value) and "VALUE_JUDGE_TIMEOUT" in str(e.value)
+
+
+def test_secret_key_not_in_rejudge_outputs_or_console(server, tmp_path, monkeypatch, capsys):
+    from analysis.cli import main
+
+    run = tmp_path / "run" / "model"
+    run.mkdir(parents=True)
+    resp = {"output": "I would pick the stable program.", "csr": None, "fluent": None, "judged_by": None}
+    sample = {"doc_id": 0, "doc": {"basic_value": "security", "value_description": "safety",
+                                   "question": "Which program?", "question_id": "security-000"},
+              "filtered_resps": [str(resp)]}
+    (run / "samples_schwartz_dilemmas_security_2026-11-30T10-00-00.000000.jsonl").write_text(
+        json.dumps(sample) + "\n")
+    for k, v in {"VALUE_JUDGE_BASE_URL": server.base_url, "VALUE_JUDGE_MODEL": MODEL_NAME,
+                 "VALUE_JUDGE_API_KEY": KEY, "VALUE_JUDGE_MAX_TOKENS": "4",
+                 "VALUE_JUDGE_CACHE": str(tmp_path / "cache" / "j.sqlite")}.items():
+        monkeypatch.setenv(k, v)
+    assert main(["judge", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
+    monkeypatch.setenv("VALUE_JUDGE_API_KEY", "sk-wrong-" + KEY[::-1])
+    monkeypatch.setenv("VALUE_JUDGE_NO_CACHE", "1")
+    assert main(["judge", str(tmp_path / "run"), "--out", str(tmp_path / "out2")]) == 1  # 401
+    console = capsys.readouterr()
+    assert "VALUE_JUDGE_API_KEY" in console.err
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "judged.jsonl" for p in written) and any(p.suffix == ".sqlite" for p in written)
+    for text in [console.out, console.err] + [p.read_bytes().decode("utf-8", "replace") for p in written]:
+        assert KEY not in text and KEY[::-1] not in text
