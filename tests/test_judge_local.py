@@ -73,3 +73,24 @@ def test_default_model_judges_template_1(tmp_path):
     vs = judge.judge_many("answer_judgment", [{"answer": "for sure"}, {"answer": "the answer is no"}])
     assert judge.judge_id == "local:default"
     assert [v.parsed for v in vs] == ["yes", "no"], [v.raw for v in vs]
+
+
+def test_causal_graph_reply_parses_against_the_default_values(tiny_llama_dir, tmp_path):
+    """Template 5 with no fields uses Kang's 17 values for both the prompt and the parser (a reply
+    that an earlier judge left in the cache is parsed on read)."""
+    from analysis.judge.cache import cache_key
+    from analysis.judge.templates import KANG_VALUES, get_template
+
+    env = {"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_PRETRAINED": str(tiny_llama_dir),
+           "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite")}
+    judge = build_judge(load_config(env))
+    t = get_template("causal_graph")
+    prompt = t.render({})
+    assert all(f'"{v}"' in prompt for v in KANG_VALUES)
+    reply = ("Sure! Here is the graph.\n```python\nedges = [\n    ['Resilience', 'Positive_coping'],  # copes\n"
+             "    ['Social_Cynicism', 'Social_Complexity'],\n]\n```")
+    key = cache_key(judge.judge_id, judge.backend.endpoint, t.version, prompt)
+    judge.cache.put(key, judge.judge_id, judge.backend.endpoint, t.version, prompt, reply)
+    v = judge.judge("causal_graph", {})
+    assert v.cached and judge.calls == 0
+    assert v.parsed == [("Resilience", "Positive coping"), ("Social Cynicism", "Social Complexity")]
