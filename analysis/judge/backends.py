@@ -1,7 +1,8 @@
 """Where replies come from: an OpenAI-compatible endpoint (``openai`` client) or a local HF model.
 
 A backend has ``judge_id`` (recorded with every verdict; never holds a key), ``endpoint`` (part of the
-cache key), ``concurrency`` and ``complete(prompt) -> str``. Endpoint failures become one
+cache key), ``concurrency`` and ``complete(prompt, max_tokens) -> str`` (``VALUE_JUDGE_MAX_TOKENS``
+overrides the template's budget). Endpoint failures become one
 ``JudgeError`` sentence naming the setting to fix; transient ones (429, 5xx, timeouts, dropped
 connections) are retried by the openai client with exponential backoff first.
 """
@@ -19,7 +20,7 @@ class Backend(Protocol):
     endpoint: str
     concurrency: int
 
-    def complete(self, prompt: str) -> str: ...
+    def complete(self, prompt: str, max_tokens: int) -> str: ...
 
 
 class OpenAIBackend:
@@ -39,13 +40,13 @@ class OpenAIBackend:
             max_retries=config.max_retries,
         )
 
-    def complete(self, prompt: str) -> str:
+    def complete(self, prompt: str, max_tokens: int) -> str:
         openai, c = self._openai, self.config
         try:
             resp = self._client.chat.completions.create(
                 model=c.model,
                 messages=[{"role": "user", "content": prompt}],
-                max_tokens=c.max_tokens,
+                max_tokens=c.max_tokens or max_tokens,
                 temperature=c.temperature,
             )
         except openai.AuthenticationError:
@@ -96,8 +97,8 @@ class LocalBackend:
         self.endpoint = f"local:{self._gen.path}"
         self.concurrency = 1
 
-    def complete(self, prompt: str) -> str:
-        return self._gen.complete(prompt, self.config.max_tokens)
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        return self._gen.complete(prompt, self.config.max_tokens or max_tokens)
 
 
 def make_backend(config: JudgeConfig) -> Backend:

@@ -11,9 +11,11 @@ lowercase without the ``VALUE_JUDGE_`` prefix, e.g. ``base_url: http://127.0.0.1
                              set alone (no base URL), it selects the local judge
 - ``VALUE_JUDGE_CONCURRENCY`` (8), ``VALUE_JUDGE_TIMEOUT`` seconds (60), ``VALUE_JUDGE_MAX_RETRIES`` (4;
   the openai client retries 408/409/429/5xx, timeouts and dropped connections with exponential
-  backoff), ``VALUE_JUDGE_MAX_TOKENS`` (512), ``VALUE_JUDGE_TEMPERATURE`` (0)
+  backoff), ``VALUE_JUDGE_MAX_TOKENS`` (default: per template, 16 for
+  Template 1, 64 for CSR/FR, 1024 for Template 5), ``VALUE_JUDGE_TEMPERATURE`` (0)
 - ``VALUE_JUDGE_CACHE`` the SQLite cache file (default ``~/.cache/value-steering-eval/judge.sqlite``),
-  ``VALUE_JUDGE_NO_CACHE=1`` bypasses it.
+  ``VALUE_JUDGE_NO_CACHE=1`` bypasses it. Request options (max tokens, temperature) are not part of the
+  cache key: after changing them, re-judge with ``--no-cache`` / ``VALUE_JUDGE_NO_CACHE=1``.
 
 Nothing is read from command-line arguments; the key is never part of ``repr``, judge ids or records.
 """
@@ -50,7 +52,7 @@ class JudgeConfig:
     concurrency: int = 8
     timeout: float = 60.0
     max_retries: int = 4
-    max_tokens: int = 512
+    max_tokens: int | None = None  # None: each template's own reply budget (Template.max_tokens)
     temperature: float = 0.0
     cache: str | None = None
     no_cache: bool = False

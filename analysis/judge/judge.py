@@ -66,7 +66,7 @@ class Judge:
             else:
                 todo.setdefault(key, []).append(i)
         if todo:
-            self._ask(template.version, prompts, todo, raws, progress)
+            self._ask(template.version, template.max_tokens, prompts, todo, raws, progress)
 
         def verdict(i: int) -> Verdict:
             raw = raws[i] or ""
@@ -75,7 +75,7 @@ class Judge:
 
         return [verdict(i) for i in range(len(prompts))]
 
-    def _ask(self, version: str, prompts: list[str], todo: dict[str, list[int]],
+    def _ask(self, version: str, max_tokens: int, prompts: list[str], todo: dict[str, list[int]],
              raws: list[str | None], progress: bool | None) -> None:
         from tqdm.auto import tqdm
 
@@ -84,7 +84,7 @@ class Judge:
 
         def one(key: str) -> tuple[str, str]:
             prompt = prompts[todo[key][0]]
-            raw = self.backend.complete(prompt)
+            raw = self.backend.complete(prompt, max_tokens)
             if self.cache is not None:  # write now: a killed run keeps it
                 self.cache.put(key, self.judge_id, self.backend.endpoint, version, prompt, raw)
             return key, raw

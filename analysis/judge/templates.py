@@ -133,6 +133,7 @@ class Template:
     fields: tuple[str, ...]
     parser: str  # a name in analysis.judge.parsers.PARSERS
     source: str
+    max_tokens: int  # reply budget: the label (and FR's reason) fits; VALUE_JUDGE_MAX_TOKENS overrides
     # template field -> the caller's field it is read from (Table 2 puts the thought in place of "Answer")
     aliases: tuple[tuple[str, str], ...] = ()
 
@@ -176,17 +177,17 @@ TEMPLATES: dict[str, Template] = {
     t.name: t
     for t in (
         Template("answer_judgment", "kang-t1/v1", KANG_TEMPLATE_1, ("answer",), "yes_no_unsure",
-                 "Kang et al., Appendix A.1, Template 1"),
+                 "Kang et al., Appendix A.1, Template 1", 16),
         Template("thought_inclination", "kang-t1/v1", KANG_TEMPLATE_1, ("answer",), "yes_no_unsure",
                  "Kang et al., Appendix A.1 (Template 1 with the thought in place of Answer), Table 2",
-                 aliases=(("answer", "thought"),)),
+                 16, aliases=(("answer", "thought"),)),
         Template("causal_graph", "kang-t5/v1", KANG_TEMPLATE_5, ("values",), "edges",
-                 "Kang et al., Appendix A.3, Template 5"),
+                 "Kang et al., Appendix A.3, Template 5", 1024),
         Template("csr", "conva-t11/v1", CONVA_TABLE_11_CSR,
                  ("basic_value", "value_description", "question", "answer"), "yes_no_bool",
-                 "Jin et al. (ConVA), Appendix D, Table 11"),
+                 "Jin et al. (ConVA), Appendix D, Table 11", 64),
         Template("fluency", "conva-t13/v1", CONVA_TABLE_13_FR, ("answer",), "true_false",
-                 "Jin et al. (ConVA), Appendix E, Table 13"),
+                 "Jin et al. (ConVA), Appendix E, Table 13", 64),
     )
 }
 
