@@ -165,3 +165,23 @@ def test_rejudge_thoughts_for_table_2(runs, tmp_path):
     assert all(r["template_version"] == "kang-t1/v1" for r in thoughts)
     row = json.loads((tmp_path / "t" / "summary.json").read_text())["tasks"]["valuebench_cot_test_economic"]
     assert row["n_scored_inconsistency"] == 0 and math.isnan(row["inconsistency"])  # nothing parsed
+
+
+def test_unreachable_judge_keeps_the_generations(tiny_llama_dir, tmp_path, monkeypatch, caplog):
+    """A judge that fails after the replies were generated leaves them logged and unscored (NaN),
+    with the judge's one-sentence error in the log, instead of aborting the lm-eval run."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("VALUE_JUDGE_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("VALUE_JUDGE_MODEL", MODEL_NAME)
+    monkeypatch.setenv("VALUE_JUDGE_MAX_RETRIES", "0")
+    monkeypatch.setenv("VALUE_JUDGE_CACHE", str(tmp_path / "judge.sqlite"))
+    res = evaluate(tiny_llama_dir)
+    samples = res["samples"]["schwartz_dilemmas_power"]
+    assert len(samples) == 3 and all(resp(s)["output"] == s["resps"][0][0].strip() for s in samples)
+    assert all(math.isnan(s["csr"]) and math.isnan(s["fr"]) for s in samples)
+    assert res["results"]["schwartz_dilemmas_power"]["n_scored_csr,judge"] == 0.0
+    assert "VALUE_JUDGE_BASE_URL" in caplog.text and "python -m analysis judge" in caplog.text
