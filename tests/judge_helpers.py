@@ -1,4 +1,10 @@
-"""Start the real `python -m analysis judge-serve` on 127.0.0.1 in a subprocess (tests of the judge)."""
+"""Start the real `python -m analysis judge-serve` on 127.0.0.1 in a subprocess (tests of the judge).
+
+Why not llama-cpp-python's or vLLM's server: PyPI ships llama-cpp-python as source only (a C++ build of
+many minutes on CI's 2 cores) and vLLM needs a GPU. `judge-serve` is a real HTTP server speaking the
+OpenAI chat-completions API, driven by the official `openai` client, so the client path under test is
+the one used against OpenAI, vLLM, llama.cpp or Ollama; it also counts calls, which the cache tests need.
+"""
 
 from __future__ import annotations
 
