@@ -139,7 +139,6 @@ class ConvaOp(SteeringOp):
             open_rows = ctx.state[key]
             rows = None if open_rows is None else open_rows.to(hidden.device)[:, None]
             eps = closed_form_eps(hidden, w, b, v, p0, rows) * mask
-            ctx.state.setdefault("conva-eps", []).append((layer, eps.detach().cpu()))
             if not bool((eps != 0).any()):
                 return hidden
             steered = (hidden.double() + eps.unsqueeze(-1) * v).to(hidden.dtype)

@@ -73,4 +73,4 @@ def select_layers(test_acc: torch.Tensor, threshold: float = ACC_THRESHOLD,
                   exclude_last: int = EXCLUDE_LAST) -> list[int]:
     """Layers with test accuracy > threshold, excluding the last ``exclude_last`` layers."""
     n = len(test_acc)
-    return [i for i in range(max(0, n - exclude_last)) if float(test_acc[i]) > threshold]
+    return [i for i in range(max(0, n - exclude_last)) if round(float(test_acc[i]), 6) > threshold]
