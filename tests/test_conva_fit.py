@@ -32,6 +32,20 @@ def pairs(n: int) -> list[tuple[str, str]]:
             for i in range(n)]
 
 
+def block_outputs(model, tok, text: str) -> list[torch.Tensor]:
+    """Every block's output [T, D] for one text alone (no padding at all)."""
+    outs: list[torch.Tensor] = []
+    handles = [b.register_forward_hook(lambda m, a, o: outs.append((o[0] if isinstance(o, tuple) else o)[0]))
+               for b in find_blocks(model)]
+    try:
+        with torch.no_grad():
+            model(**tok(text, return_tensors="pt"))
+    finally:
+        for h in handles:
+            h.remove()
+    return outs
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shared")
@@ -81,17 +95,9 @@ def test_fit_writes_artifact_vectors_and_steering_files(fitted, tiny_llama_dir):
 def test_caa_vector_is_the_hand_computed_mean_difference(fitted, tiny_llama_dir):
     model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
-    blocks = find_blocks(model)
 
-    def last_token_outputs(text: str) -> list[torch.Tensor]:  # one text at a time: no padding at all
-        outs = []
-        handles = [b.register_forward_hook(lambda m, a, o: outs.append(o[0] if isinstance(o, tuple) else o))
-                   for b in blocks]
-        with torch.no_grad():
-            model(**tok(text, return_tensors="pt"))
-        for h in handles:
-            h.remove()
-        return [o[0, -1] for o in outs]
+    def last_token_outputs(text: str) -> list[torch.Tensor]:
+        return [o[-1] for o in block_outputs(model, tok, text)]
 
     data = pairs(30)
     pos = torch.stack([torch.stack(last_token_outputs(p)) for p, _ in data])
@@ -125,3 +131,19 @@ def test_conva_through_simple_evaluate(fitted, tiny_llama_dir, tiny_task_dir):
     assert "exact_match,none" in results["results"]["tiny_values_gen"]
     assert steering["name"] == "conva-power" and steering["meta"] == {"kind": "conva", "value": "power", "gate": "probe"}
     assert steering["spec"]["interventions"][0]["op"] == "conva"
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_batched_activations_equal_one_text_at_a_time(pooling, tiny_llama_dir):
+    from steering_models.conva.activations import collect
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    texts = ["Answer the Question according to your values.", "Now", "Should I always be nice to others? yes",
+             "Thought:", "Here is your trait"]
+    got = collect(model, tok, texts, pooling=pooling, batch_size=2)
+    assert got.shape == (5, 3, 64)
+    for i, text in enumerate(texts):
+        outs = block_outputs(model, tok, text)
+        want = torch.stack([o[-1] if pooling == "last" else o.mean(0) for o in outs])
+        assert torch.allclose(got[i], want, atol=1e-4), text

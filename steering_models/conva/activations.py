@@ -48,9 +48,12 @@ def collect(model: torch.nn.Module, tokenizer: Any, texts: list[str], pooling: s
     handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(blocks)]
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "right"
+    # batches of similar length (less padding); the result is put back in the input order
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     try:
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch"):
-            enc = tokenizer(texts[start: start + batch_size], return_tensors="pt", padding=True,
+            batch = [texts[i] for i in order[start: start + batch_size]]
+            enc = tokenizer(batch, return_tensors="pt", padding=True,
                             truncation=True, max_length=max_length).to(device)
             seen.clear()
             model(**enc)
@@ -67,7 +70,10 @@ def collect(model: torch.nn.Module, tokenizer: Any, texts: list[str], pooling: s
         tokenizer.padding_side = old_side
         for h in handles:
             h.remove()
-    return torch.cat(outputs, dim=0)
+    pooled_all = torch.cat(outputs, dim=0)
+    result = torch.empty_like(pooled_all)
+    result[torch.tensor(order)] = pooled_all
+    return result
 
 
 def cache_key(identity: dict[str, Any], texts_hash: str, pooling: str, max_length: int) -> str:
