@@ -147,3 +147,14 @@ def test_batched_activations_equal_one_text_at_a_time(pooling, tiny_llama_dir):
         outs = block_outputs(model, tok, text)
         want = torch.stack([o[-1] if pooling == "last" else o.mean(0) for o in outs])
         assert torch.allclose(got[i], want, atol=1e-4), text
+
+
+def test_gate_check_on_the_real_task_prompts(fitted, tiny_llama_dir, tmp_path, capsys):
+    out = tmp_path / "gc"
+    assert main(["gate-check", "--pretrained", str(tiny_llama_dir), "--artifacts", str(fitted), "--values", "power",
+                 "--n", "1", "--max-length", "2000", "--out", str(out)]) == 0
+    table = __import__("pandas").read_csv(out / "gate_check.csv")
+    assert set(table["task"]) == {"schwartz_dilemmas_power", "mmlu_conva4"}
+    assert len(table) == 1 + 4  # one dilemma, one question of each of the four MMLU subjects
+    assert ((table["g"] > 0.06) == table["open"]).all()  # Table 16's g0 for power
+    assert "gate_accuracy" in capsys.readouterr().out

@@ -50,11 +50,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-unembed", action="store_true", help="do not write unembed.safetensors (logit-lens)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
+    g = sub.add_parser("gate-check", help="share of real task prompts the probe gate opens on (dilemmas vs MMLU)")
+    g.add_argument("--pretrained", default="default")
+    g.add_argument("--artifacts", required=True, type=Path, help="folder written by fit --out")
+    g.add_argument("--values", required=True, help="comma-separated values")
+    g.add_argument("--n", type=int, default=20, help="prompts per (sub)task")
+    g.add_argument("--apply-chat-template", action="store_true", help="as lm_eval --apply_chat_template")
+    g.add_argument("--g0", type=float, default=None, help="gate threshold (default: Table 16 per value)")
+    g.add_argument("--max-length", type=int, default=4096)
+    g.add_argument("--batch-size", type=int, default=2)
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--out", required=True, type=Path)
     return ap
+
+
+def gate_check(args: argparse.Namespace) -> int:
+    from steering_models.conva.gate_check import run_gate_check, summarize
+
+    values = [v.strip() for v in args.values.split(",") if v.strip()]
+    table = run_gate_check(args.pretrained, args.artifacts, values, args.n, args.apply_chat_template, args.g0,
+                           args.out, args.max_length, args.batch_size, args.device)
+    print(summarize(table).to_string(index=False))
+    print(f"wrote {args.out / 'gate_check.csv'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd == "gate-check":
+        try:
+            return gate_check(args)
+        except (SpecError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     values = [v.strip() for v in args.values.split(",") if v.strip()]
     try:
         gate_neg: str | None = args.gate_negatives
