@@ -148,6 +148,8 @@ def test_hf_classifier_gate(tmp_path, tiny_llama_dir, tiny_classifier, plain):
     assert not torch.allclose(logits(opened), logits(plain))
     shut = steered(tiny_llama_dir, conva(art, [0, 1], p0=0.999, g0=1.0, gate=gate))  # score > 1 never
     assert torch.equal(logits(shut), logits(plain))
+    op = shut.steer_spec.interventions[0].op
+    assert op.gate_counts == {"open": 0, "total": 1}
     bad = steered(tiny_llama_dir, conva(art, [0], p0=0.999, gate={**gate, "label": "nope"}))
     with pytest.raises(ValueError, match="has no label 'nope'"):
         logits(bad)

@@ -66,6 +66,7 @@ class ConvaOp(SteeringOp):
         self._p0, self._g0 = p0, g0
         self._art: artifacts.Artifact | None = None
         self._model_path: str | None = None
+        self.gate_counts = {"open": 0, "total": 0}  # prompts seen by the gate, and how many it let through
 
     # ------------------------------------------------------------------ spec
     @classmethod
@@ -168,7 +169,10 @@ class ConvaOp(SteeringOp):
         g = self.gate.scores(pooled, layer, prompts)
         assert g is not None
         ctx.state[f"conva-g:{id(self)}"] = g.cpu()
-        return (g > g0).cpu()
+        opened = (g > g0).cpu()
+        self.gate_counts["open"] += int(opened.sum())
+        self.gate_counts["total"] += len(opened)
+        return opened
 
     def _tokenizer(self) -> Any:
         if not hasattr(self, "_tok"):
