@@ -4,7 +4,7 @@ logits = W_U · (norm_scale ⊙ v_l): the value vector at layer l, scaled by the
 (its 1/rms factor does not change the ranking), times the unembedding matrix. ``fit`` saves ``W_U``
 (float16) and ``norm_scale`` in ``unembed.safetensors`` and the decoded tokens in ``vocab.json`` in its
 ``--out`` folder, so no language model is loaded here. Default layer: the last one (the paper decodes
-layer 31 of Llama-3-8B-Instruct's 32). Writes ``logit_lens.csv`` (value, layer, rank, token_id, token,
+layer 31 of Llama-3-8B-Instruct's 32). Writes ``logit_lens_layer<L>.csv`` (value, layer, rank, token_id, token,
 logit).
 """
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"value": art.value, "layer": layer, "rank": rank, "token_id": i, "token": tokens[i],
                          "logit": lg})
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "logit_lens.csv"
+    path = args.out / f"logit_lens_layer{layer}.csv"
     table = pd.DataFrame(rows)
     table.to_csv(path, index=False)
     for value, group in table.groupby("value", sort=False):

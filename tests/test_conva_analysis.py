@@ -46,11 +46,11 @@ def test_value_vectors_cosine(tmp_path):
 def test_logit_lens(tmp_path):
     art = toy_artifacts(tmp_path / "art")
     assert main(["logit-lens", "--artifacts", str(art), "--layer", "0", "--top", "2", "--out", str(tmp_path / "o")]) == 0
-    top = pd.read_csv(tmp_path / "o" / "logit_lens.csv").groupby("value")["token"].apply(list).to_dict()
+    top = pd.read_csv(tmp_path / "o" / "logit_lens_layer0.csv").groupby("value")["token"].apply(list).to_dict()
     # layer 0, logits = W_U (scale * v): power a=0.8 b=0 c=2*0.6=1.2 d=-0.8; security a=0.6 b=0.8 c=0 d=-0.6
     assert top == {"power": ["c", "a"], "security": ["b", "a"]}
     assert main(["logit-lens", "--artifacts", str(art), "--top", "1", "--out", str(tmp_path / "o2")]) == 0
-    last = pd.read_csv(tmp_path / "o2" / "logit_lens.csv")  # default: the last layer (1)
+    last = pd.read_csv(tmp_path / "o2" / "logit_lens_layer1.csv")  # default: the last layer (1)
     assert set(last["layer"]) == {1}
     # power (0,1,0) -> b=1; security (-0.6,-0.8,0) -> d=0.6
     assert last.set_index("value")["token"].to_dict() == {"power": "b", "security": "d"}
