@@ -51,10 +51,10 @@ class SteeredHFLM(HFLM):
         pretrained = resolve_pretrained(pretrained)
         if not spec.is_empty:
             spec.validate(_model_config(pretrained, kwargs))
-            if spec.depends_on_prompt_split and kwargs.get("logits_cache", True):
-                log.info("steered-hf: logits cache off, since the steering positions depend on where the "
-                         "prompt ends (requests sharing a forward pass could otherwise mix steerings).")
-                kwargs["logits_cache"] = False
+            # HFLM's logits cache stays on: it shares one forward pass between requests whose model
+            # input tokens (context + continuation[:-1]) are identical. Requests that give the same
+            # input with different prompt/continuation splits are refused in _score_layout whether or
+            # not the cache is on, so a shared pass always carries the same steering.
         super().__init__(pretrained=pretrained, **kwargs)
         if not spec.is_empty and self.backend != "causal":
             raise SpecError(f"model argument `steer` is set, but {pretrained} is a {self.backend} model: "

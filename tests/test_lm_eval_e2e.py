@@ -45,6 +45,10 @@ def test_simple_evaluate_steered_vs_plain(tiny_llama_dir, tiny_task_dir, steer_f
     for task in tasks:  # an empty spec is plain `hf`, bit for bit
         assert resps(empty, task) == resps(plain, task)
     assert resps(steered, "tiny_values_ll") != resps(plain, "tiny_values_ll")
+    # HFLM's logits cache (one forward pass for " yes" and " no") gives what separate passes give
+    no_cache = evaluate("steered-hf", {"pretrained": str(tiny_llama_dir), "steer": str(steer_file),
+                                       "logits_cache": False}, tiny_task_dir, ["tiny_values_ll"])
+    assert resps(no_cache, "tiny_values_ll") == resps(steered, "tiny_values_ll")
     info = steered["config"]["steering"]
     assert info["name"] == "tiny-add" and info["meta"] == {"kind": "vector"} and len(info["hash"]) == 64
     assert info["spec"]["interventions"][0]["positions"] == {"match": " your values"}

@@ -121,3 +121,15 @@ def test_kang_setting_in_one_spec_and_round_trip(tmp_path, tiny_sae_dir):
     assert again.fingerprint() == spec.fingerprint()
     other = SteerSpec.from_dict({**spec.to_dict(), "interventions": [{**spec.to_dict()["interventions"][0], "strength": 50}]})
     assert other.fingerprint() != spec.fingerprint()
+
+
+def test_shipped_example_spec_parses():
+    """examples/kang_sae_gemma2b_f1312.yaml (README) is a valid spec: add x100 of an SAE decoder row."""
+    from steering_models.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "kang_sae_gemma2b_f1312.yaml")
+    (iv,) = spec.interventions
+    d = iv.to_dict()
+    assert spec.name == "kang-gemma2b-sae-f1312-x100" and d["op"] == "add"
+    assert d["strength"] == 100 and d["positions"] == {"match": " your values"}
+    assert d["source"]["feature"] == 1312

@@ -19,14 +19,9 @@ def default_lm():
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        from steering_models.default_model import default_model_path
+    from steering_models.default_model import default_model_path
 
-        path = Path(default_model_path())
-    except ImportError:
-        path = Path("/tmp/gguf/qwen_st")
-    if not path.is_dir():
-        pytest.skip("embedded default model not available")
+    path = Path(default_model_path())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     return HFLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(path), device="cpu")
 

@@ -1,7 +1,7 @@
 """Every task family end to end through the real ``lm_eval.simple_evaluate`` on a tiny random model.
 
-The tiny Llama is built here (random weights, the embedded default's real tokenizer); nothing is
-mocked. Random weights never produce a parseable answer, so the CoT samples must come out unscored
+The tiny Llama is built in conftest (random weights, a BPE tokenizer trained in the test); nothing
+is mocked. Random weights never produce a parseable answer, so the CoT samples must come out unscored
 (NaN, n_scored 0) while the loglikelihood variant always scores.
 """
 
@@ -16,7 +16,6 @@ import pytest
 import steering_models._bootstrap  # noqa: F401  (adds lm_eval_tasks to every TaskManager)
 
 REPO = Path(__file__).resolve().parents[1]
-TOKENIZER_DIR = Path("/tmp/gguf/qwen_st")
 VALUEBENCH_FIELDS = {"role_id", "role_name", "role_split", "value", "item_id", "agreement",
                      "question", "instruction"}
 
@@ -31,22 +30,9 @@ def conva_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    torch = pytest.importorskip("torch")
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    if not (TOKENIZER_DIR / "tokenizer.json").exists():
-        pytest.skip("no tokenizer at /tmp/gguf/qwen_st")
-    out = tmp_path_factory.mktemp("tiny_llama")
-    tok = AutoTokenizer.from_pretrained(TOKENIZER_DIR)
-    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
-                      max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+def tiny_model(tiny_llama_dir) -> str:
+    """The tiny random Llama of conftest (its BPE tokenizer is trained in the test)."""
+    return str(tiny_llama_dir)
 
 
 @pytest.fixture(scope="module")
