@@ -158,3 +158,11 @@ def test_gate_check_on_the_real_task_prompts(fitted, tiny_llama_dir, tmp_path, c
     assert len(table) == 1 + 4  # one dilemma, one question of each of the four MMLU subjects
     assert ((table["g"] > 0.06) == table["open"]).all()  # Table 16's g0 for power
     assert "gate_accuracy" in capsys.readouterr().out
+
+
+def test_gate_fitted_on_chat_templated_texts(fitted, tiny_llama_dir, data_dir, tmp_path):
+    assert fit(tiny_llama_dir, data_dir, tmp_path, "--gate-format", "chat", "--no-unembed") == 0
+    chat, raw = artifacts.load(tmp_path, "power"), artifacts.load(fitted, "power")
+    assert chat.settings["gate_format"] == "chat" and raw.settings["gate_format"] == "raw"
+    assert torch.equal(chat.tensors["w"], raw.tensors["w"])  # the value probes do not change
+    assert not torch.equal(chat.tensors["gate_w"], raw.tensors["gate_w"])

@@ -50,6 +50,7 @@ class FitSettings:
     batch_size: int = 8
     max_length: int = 256
     gate_negatives_n: int = 200
+    gate_format: str = "raw"  # raw | chat: the gate's training texts as user turns of the chat template
     caa_layer: int | None = None
     caa_strength: float = 1.0
     min_pairs: int = MIN_PAIRS
@@ -68,6 +69,23 @@ def load_lm(pretrained: str, device: str = "cpu", dtype: str = "float32") -> tup
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer, identity
+
+
+GATE_FORMATS = ("raw", "chat")
+
+
+def gate_texts(texts: list[str], tokenizer: Any, fmt: str) -> list[str]:
+    """The gate's training texts: as they are, or as the user turn of a chat-templated prompt (the form
+    the evaluation prompts take under lm_eval --apply_chat_template)."""
+    if fmt == "raw":
+        return texts
+    if fmt != "chat":
+        raise ConvaDataError(f"gate format {fmt!r} is not one of {', '.join(GATE_FORMATS)}. Fix --gate-format.")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConvaDataError("--gate-format chat needs a tokenizer with a chat template; this one has none. "
+                             "Use --gate-format raw.")
+    return [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
+                                          add_generation_prompt=True) for t in texts]
 
 
 def fit_value(model: Any, tokenizer: Any, identity: dict[str, Any], pairs: Pairs, s: FitSettings,
@@ -93,7 +111,12 @@ def fit_value(model: Any, tokenizer: Any, identity: dict[str, Any], pairs: Pairs
     settings: dict[str, Any] = {k: v for k, v in vars(s).items()}
     settings.update(n_pairs=n, data_file=Path(pairs.source).name)
     if negatives is not None:
-        xg = torch.cat([acts, negatives])
+        gate_pos = acts
+        if s.gate_format != "raw":
+            formatted = gate_texts(texts, tokenizer, s.gate_format)
+            gate_pos = cached_collect(model, tokenizer, formatted, identity, texts_digest(formatted), cache_dir,
+                                      s.pooling, s.batch_size, s.max_length, desc=f"{pairs.value}: gate texts")
+        xg = torch.cat([gate_pos, negatives])
         yg = torch.cat([torch.ones(len(acts)), torch.zeros(len(negatives))])
         gg = np.concatenate([groups, n + np.arange(len(negatives))])
         gate = probes.fit_layers(xg, yg, gg, s.test_fraction, s.seed, s.c, desc=f"{pairs.value}: gate")
@@ -165,6 +188,7 @@ def run_fit(pretrained: str, values: list[str], data_dir: str | None, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     negatives = neg_hash = None
     if negatives_texts is not None:
+        negatives_texts = gate_texts(negatives_texts, tokenizer, s.gate_format)
         neg_hash = texts_digest(negatives_texts)
         negatives = cached_collect(model, tokenizer, negatives_texts, identity, neg_hash, cache_dir,
                                    s.pooling, s.batch_size, s.max_length, desc="gate negatives")

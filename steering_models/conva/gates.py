@@ -7,7 +7,9 @@
   per layer, on the same pooled residual embeddings as the value probe. At run time it reads the
   prompt's pooled representation at the lowest layer the intervention steers, before any ConVA
   change there; g(x) is its probability. Its held-out accuracy per layer is in the artifact
-  (``gate_test_acc``) and printed by ``fit``.
+  (``gate_test_acc``) and printed by ``fit``. With ``fit --gate-format chat`` it is trained on the texts
+  as the user turn of the chat template, the form prompts take under ``--apply_chat_template``;
+  ``python -m steering_models.conva gate-check`` measures it on the real task prompts.
 * ``gate: {type: hf-classifier, model: NAME_OR_DIR, label: LABEL}``: a transformers text classifier
   applied to the decoded prompt, e.g. the DeBERTa human-value detector the paper uses (Schroter et
   al., 2023), for users with a model hub. g(x) is the score of ``label`` (default: the highest score
