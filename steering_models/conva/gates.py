@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,10 @@ GATE_TYPES = ("none", "probe", "hf-classifier")
 
 
 class Gate:
+    """No gate (``gate: none``): the base of the gates; ``scores`` returns None = always open."""
+
     kind = "none"
+    needs_text = False  # True: scores() reads the decoded prompt instead of its embedding
 
     def to_value(self) -> Any:
         return "none"
@@ -43,8 +45,6 @@ class Gate:
     def scores(self, pooled: torch.Tensor | None, layer: int, prompts: list[str] | None) -> torch.Tensor | None:
         """g(x) per row ([B]); None = no gate (always open)."""
         return None
-
-    needs_text = False
 
 
 class ProbeGate(Gate):
@@ -126,6 +126,3 @@ def parse_gate(value: Any, where: str) -> Gate:
         raise spec_error(where, "gate.label", label, "must be a label name of the classifier (a string)")
     return HFClassifierGate(model, label)
 
-
-def gate_hash(gate: Gate) -> str:
-    return hashlib.sha256(gate.fingerprint().encode()).hexdigest()[:16]
