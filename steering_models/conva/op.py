@@ -100,7 +100,10 @@ class ConvaOp(SteeringOp):
 
     @property
     def g0(self) -> float:
-        return self._g0 if self._g0 is not None else TABLE16[str(self.value)][1]
+        """The gate threshold (unused, NaN, with ``gate: none`` for a value outside Table 16)."""
+        if self._g0 is not None:
+            return self._g0
+        return TABLE16.get(str(self.value), (0.0, float("nan")))[1]
 
     def validate(self, config: Any, layers: list[int], where: str) -> None:
         meta = artifacts.load_meta(self.artifact_path, self.value)
