@@ -30,5 +30,8 @@ def test_fit_and_steer_power_on_default_model(tmp_path):
     base = last_logits(None)
     steer = {"layer": art.layers, "op": "conva", "artifact": str(out), "value": "power", "gate": "none"}
     assert not torch.allclose(last_logits([{**steer, "p0": 0.999}]), base)
-    # P_0 tiny: every position already has P_V(e) >= P_0, nothing changes
-    assert torch.equal(last_logits([{**steer, "p0": 1e-12}]), base)
+    # fitted with --gate-negatives none: the probe gate is refused, before the model loads
+    from steering_models.errors import SpecError
+
+    with pytest.raises(SpecError, match="fitted without one"):
+        last_logits([{**steer, "gate": {"type": "probe"}}])
