@@ -135,8 +135,10 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
                     "pass the --output_path of an `lm_eval ... --output_path DIR --log_samples` run.")
         base = path.name if path.is_dir() else path.parent.name
         for rf in results_files:
-            label = base if len(results_files) == 1 else f"{base}/{rf.parent.name}/{_RESULTS.match(rf.name)['ts']}"
-            runs.append(_read_run(label, rf))
+            run = _read_run(base, rf)
+            if len(results_files) > 1:
+                run.label = f"{base}:{run.config_id or 'unsteered'}"
+            runs.append(run)
     seen: dict[str, int] = {}
     for run in runs:
         n = seen.get(run.label, 0)
