@@ -27,9 +27,11 @@ same reachability (partial order); metrics always use the full graph.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -222,3 +224,19 @@ def skeleton_f1(learned: list[tuple[str, str]], truth: list[tuple[str, str]]) ->
 
 def graph_from_edges(nodes: list[str], edges: list[tuple[str, str]], params: dict[str, Any] | None = None) -> ValueGraph:
     return ValueGraph(nodes=list(nodes), edges=sorted(set(edges)), params=params or {})
+
+
+def load_graph_json(path: str | Path) -> ValueGraph:
+    """A graph written by ``python -m analysis graph`` (its ``edges``, before reduction)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"graph file {path} does not exist; write one with "
+                                "`python -m analysis graph ... --out DIR` (DIR/graph.json).")
+    data = json.loads(path.read_text())
+    if "edges" not in data:
+        raise ValueError(f"{path} has no 'edges' list; pass the graph.json written by `python -m analysis graph`.")
+    from analysis.values import KANG_VALUES
+
+    nodes = data.get("nodes") or list(KANG_VALUES)
+    return ValueGraph(nodes=list(nodes), edges=[(a, b) for a, b in data["edges"]], params=data.get("params", {}),
+                      dropped=data.get("dropped_columns", []))
