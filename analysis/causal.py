@@ -41,6 +41,7 @@ import pandas as pd
 from analysis.orientations import value_columns
 
 INDEP_TESTS = ("fisherz", "chisq", "gsq", "kci")
+MIN_ROWS = 5  # below this no conditional-independence test means anything
 
 
 class NearConstantColumnWarning(UserWarning):
@@ -124,7 +125,7 @@ def learn_graph(table: pd.DataFrame, alpha: float = 0.05, indep_test: str = "fis
     data = table[values].astype(float)
     n_before = len(data)
     data = data.dropna(axis=0, how="any")
-    if len(data) < 10:
+    if len(data) < MIN_ROWS:
         raise ValueError(f"only {len(data)} of {n_before} rows have an orientation for every value; PC needs "
                          "more rows (add roles / configs, or check for unscored values).")
     dropped = near_constant_columns(data, near_constant)
@@ -206,7 +207,7 @@ def orient(order: list[str], directed: list[tuple[str, str]],
         e = (a, b) if position[a] < position[b] else (b, a)
         edges.append(e)
         by_rule.append(e)
-    return sorted(edges), sorted(by_rule)
+    return sorted(set(edges)), sorted(set(by_rule))
 
 
 def skeleton_f1(learned: list[tuple[str, str]], truth: list[tuple[str, str]]) -> float:
