@@ -153,7 +153,11 @@ def learn_graph(table: pd.DataFrame, alpha: float = 0.05, indep_test: str = "fis
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        cg = pc(x, alpha=alpha, indep_test=indep_test, stable=stable, show_progress=False, node_names=kept)
+        try:
+            cg = pc(x, alpha=alpha, indep_test=indep_test, stable=stable, show_progress=False, node_names=kept)
+        except ValueError as exc:  # e.g. fisherz on a singular correlation matrix (too few rows)
+            raise ValueError(f"PC ({indep_test}) failed on the {x.shape[0]} x {x.shape[1]} orientation table: {exc} "
+                             "More rows (roles x steering configs) are needed, or try --indep-test chisq.") from exc
     params["seconds"] = round(time.perf_counter() - t0, 3)
     directed, undirected = cpdag_edges(cg.G.graph, kept)
     edges, by_rule = orient(kept, directed, undirected)

@@ -39,8 +39,20 @@ def change_data(table: pd.DataFrame, sae_roles: str = "auto", baseline_role: str
 
 
 def steering_effects(test: pd.DataFrame, graphs: dict[str, ValueGraph], n_boot: int = 1000, seed: int = 0,
-                     sae_roles: str = "auto", baseline_role: str = "", progress: bool = False) -> EffectResults:
+                     sae_roles: str = "auto", baseline_role: str = "", progress: bool = False,
+                     fallback: pd.DataFrame | None = None) -> EffectResults:
+    """§2.3 metrics on ``test``; a method the test table cannot support (e.g. role steering: our test
+    split has no empty role r0) is measured on ``fallback`` (the train table) instead, with a note."""
     datas, notes = change_data(test, sae_roles, baseline_role)
+    if fallback is not None:
+        have = {d.method.split("[")[0] for d in datas}
+        extra, _ = change_data(fallback, sae_roles, baseline_role)
+        for d in extra:
+            if d.method.split("[")[0] not in have:
+                d.method = f"{d.method} (train roles)"
+                datas.append(d)
+                notes.append(f"{d.method}: measured on the train roles, which include the baseline r0 "
+                             "(the test table cannot support it).")
     summaries, per_values, c_tables = [], [], {}
     for data in datas:
         summaries.append(bootstrap(data, graphs, n_boot=n_boot, seed=seed, progress=progress))

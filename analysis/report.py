@@ -158,7 +158,8 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
     # 3. §2.3 steering effects
     eval_table = test if test is not None else full
     if graphs:
-        res = steering_effects(eval_table, graphs, n_boot=n_boot, seed=seed, progress=False)
+        res = steering_effects(eval_table, graphs, n_boot=n_boot, seed=seed, progress=False,
+                               fallback=train if eval_table is test else None)
         for n in res.notes:
             rep.note(n)
         if not res.summary.empty:
