@@ -58,6 +58,7 @@ def main() -> int:
     tests = args.tests.split(",")
     print(f"# PC scale ({platform.processor() or platform.machine()}, python {platform.python_version()})")
     truth = random_dag(0)
+    timed(gaussian_table(truth, 200, 0), "fisherz", 1)  # warm-up: imports and first-call costs
     headline = {}
     print("\n## paper size: 2,525 rows x 17 values")
     for test in tests:

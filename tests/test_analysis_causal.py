@@ -109,3 +109,12 @@ def test_kci_runs_on_a_row_sample():
     graph = learn_graph(table, indep_test="kci", kci_max_rows=150)
     assert {frozenset(e) for e in graph.edges} == {frozenset(("Empathy", "Social"))}
     assert np.isfinite(graph.params["seconds"])
+
+
+def test_judge_reference_is_explicit_about_what_is_missing(monkeypatch):
+    from analysis.reference import load_reference
+
+    for var in ("VALUE_JUDGE_BASE_URL", "VALUE_JUDGE_MODEL", "VALUE_JUDGE_PRETRAINED", "VALUE_JUDGE_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValueError, match="judge"):
+        load_reference("judge")
