@@ -7,7 +7,13 @@ from pathlib import Path
 
 from analysis.cmdutil import friendly_errors
 from analysis.io import find_runs
-from analysis.leaderboard import leaderboard, orientation_view, other_view, run_info
+from analysis.leaderboard import (
+    leaderboard,
+    orientation_view,
+    other_view,
+    per_value_metrics,
+    run_info,
+)
 from analysis.tables import html_page, to_html, to_markdown, write_table
 
 HELP = "compare lm-eval runs on their headline metrics (per-value orientations, CSR/FR, acc, ...): markdown + CSV + HTML"
@@ -28,15 +34,20 @@ def run(args: argparse.Namespace) -> int:
     sections = [("Runs", info)]
     if not orient.empty:
         sections.append(("ValueBench orientation per value (mean item score in [-1, 1])", orient))
-    for metric, title in (("orientation_soft", "ValueBench soft orientation per value (agreement x (p_yes - p_no))"),
-                          ("n_scored", "ValueBench scored items per value")):
+    titles = {"orientation_soft": "ValueBench soft orientation per value (agreement x (p_yes - p_no))",
+              "n_scored": "ValueBench scored items per value"}
+    for metric in per_value_metrics(board):
+        if metric == "orientation":
+            continue
         view = orientation_view(board, metric)
         if not view.empty:
-            sections.append((title, view))
+            sections.append((titles.get(metric, f"ValueBench {metric} per value"), view))
     if not other.empty:
         sections.append(("Other metrics", other))
-    for title, table in sections:
-        print(f"## {title}\n\n{to_markdown(table)}\n")
+    shown = {"Runs", "Other metrics"} | {t for t, _ in sections if t.startswith("ValueBench orientation per value")}
+    for title, table in sections:  # stdout: runs, per-value orientations, other metrics; files: everything
+        if title in shown:
+            print(f"## {title}\n\n{to_markdown(table)}\n")
     if args.out is not None:
         out: Path = args.out
         write_table(board, out, "leaderboard")

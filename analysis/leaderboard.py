@@ -111,3 +111,13 @@ def other_view(board: pd.DataFrame) -> pd.DataFrame:
     parts = board["metric"].str.split("/")
     keep = [not (len(p) == 3 and p[1] in KANG_VALUES) for p in parts]
     return board[keep].reset_index(drop=True)
+
+
+def per_value_metrics(board: pd.DataFrame) -> list[str]:
+    """Metric names that exist per ValueBench value (orientation first)."""
+    names = []
+    for m in board["metric"]:
+        parts = m.split("/")
+        if len(parts) == 3 and parts[1] in KANG_VALUES and parts[2] not in names:
+            names.append(parts[2])
+    return sorted(names, key=lambda n: (n != "orientation", n.startswith("n_"), n))

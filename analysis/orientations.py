@@ -41,7 +41,11 @@ def orientation_table(samples: pd.DataFrame, mode: str | None = None, split: str
     ``split``: train / test / None = all roles.
     """
     mode = pick_mode(samples, mode)
-    df = samples[(samples["mode"] == mode) | (samples["mode"] == "explicit")]
+    # explicit-instruction samples are their own configs; their "none" baseline repeats the plain run
+    explicit = (samples["mode"] == "explicit") & (samples["instruction"].fillna("none") != "none")
+    df = samples[(samples["mode"] == mode) | explicit]
+    if df.empty:  # only explicit-task runs: their "none" rows are the unsteered baseline
+        df = samples[samples["mode"] == mode]
     if split is not None:
         df = df[df["role_split"] == split]
         if df.empty:
