@@ -97,8 +97,8 @@ def plot_sae_heatmap(table: pd.DataFrame, noise: pd.DataFrame, out: Path, name: 
             if text[i][j]:
                 ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
     nr = dict(zip(noise["value"], noise["noise_ratio"], strict=True))
-    ax.set_xticks(range(len(values)), [f"{_wrap(v)}\nnoise {nr.get(v, math.nan):.2f}" for v in values],
-                  fontsize=7, rotation=0)
+    ax.set_xticks(range(len(values)), [f"{v} (noise {nr.get(v, math.nan):.2f})" for v in values],
+                  fontsize=7, rotation=40, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(feats)), feats, fontsize=8)
     ax.set_ylabel("SAE feature / steering config")
     ax.set_title("stimulated − suppressed share of roles (train); numbers: train-test cosine", fontsize=9)

@@ -136,3 +136,26 @@ def test_not_an_lm_eval_output(runs, tmp_path, capsys):
         load_samples([copy])
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_judge_paths_with_a_local_judge(runs, tiny_llama_dir, tmp_path, monkeypatch):
+    """Table 2 and the Template 5 reference through the real judge layer (a tiny local judge: its
+    replies do not parse, so everything must come out unscored, never counted)."""
+    pytest.importorskip("analysis.judge")
+    from analysis.consistency import inconsistency_table, judge_thoughts
+    from analysis.reference import judge_graph
+
+    for var in ("VALUE_JUDGE_BASE_URL", "VALUE_JUDGE_MODEL", "VALUE_JUDGE_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VALUE_JUDGE_PRETRAINED", str(tiny_llama_dir))
+    monkeypatch.setenv("VALUE_JUDGE_MAX_TOKENS", "3")
+    monkeypatch.setenv("VALUE_JUDGE_CACHE", str(tmp_path / "judge.sqlite"))
+    samples = load_samples(list(runs)).head(4).copy()
+    samples["thought"] = ["I like it.", "No way.", "", None]
+    labels = judge_thoughts(samples, __import__("analysis.judge", fromlist=["get_judge"]).get_judge(), progress=False)
+    assert labels.iloc[2] is None and labels.iloc[3] is None
+    table = inconsistency_table(samples, labels).set_index("when")
+    assert table.loc["before", "n_samples"] == 4
+    assert table.loc["before", "n_compared"] == sum(v is not None for v in labels)
+    with pytest.raises(ValueError, match="did not parse"):
+        judge_graph()
