@@ -35,6 +35,7 @@ SAMPLE_COLUMNS = [
 
 _RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
 _SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
+_BARE_FLOAT = re.compile(r"(?<=[:\[,(] )-?(?:nan|inf)(?=[,}\])])")
 _VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
 
 
@@ -173,7 +174,10 @@ def parse_response(resp: Any) -> dict[str, Any]:
         try:
             value = ast.literal_eval(resp)
         except (ValueError, SyntaxError):
-            return {"answer": resp}
+            try:  # a float NaN/inf in the dict is written bare (`nan`), which literal_eval rejects
+                value = ast.literal_eval(_BARE_FLOAT.sub("None", resp))
+            except (ValueError, SyntaxError):
+                return {"answer": resp}
         if isinstance(value, dict):
             return value
     if isinstance(resp, (list, tuple)) and resp:
@@ -201,7 +205,11 @@ def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> p
     without ``--log_samples``), naming the missing file.
     """
     runs = paths if paths and isinstance(paths[0], Run) else find_runs(paths)  # type: ignore[arg-type]
+    from tqdm import tqdm
+
     rows: list[dict[str, Any]] = []
+    n_files = sum(len(valuebench_tasks(r)) for r in runs)
+    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=n_files < 50)
     for run in runs:
         tasks = valuebench_tasks(run)
         vb_results = [t for t in run.results.get("results", {}) if _VB_TASK.match(t)]
@@ -216,6 +224,8 @@ def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> p
                 for line in fh:
                     if line.strip():
                         rows.append(_sample_row(run, task, mode, json.loads(line)))
+            bar.update()
+    bar.close()
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     if require and df.empty:
         raise NotAnLmEvalOutput(

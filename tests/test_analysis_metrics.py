@@ -186,3 +186,13 @@ def test_metrics_and_sae_table_cli(tmp_path):
     row = summary[(summary["method"] == "role") & (summary["graph"] == "g") & (summary["kind"] == "unexpected")]
     assert row["estimate"].iloc[0] == pytest.approx(5 / 12)
     assert "paper Gemma-2B-IT" in summary.columns and "0.690" in proc.stdout
+
+
+def test_logged_response_dict_is_parsed_even_with_bare_nan():
+    from analysis.io import parse_response
+
+    logged = "{'thought': 'a nan b', 'answer': 'no', 'label': 'no', 'judged_by': 'rules', 'p_yes_minus_p_no': nan}"
+    assert parse_response(logged) == {"thought": "a nan b", "answer": "no", "label": "no", "judged_by": "rules",
+                                      "p_yes_minus_p_no": None}
+    assert parse_response({"label": "yes"}) == {"label": "yes"}
+    assert parse_response("plain text") == {"answer": "plain text"}
