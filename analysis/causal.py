@@ -245,3 +245,15 @@ def load_graph_json(path: str | Path) -> ValueGraph:
     nodes = data.get("nodes") or list(KANG_VALUES)
     return ValueGraph(nodes=list(nodes), edges=[(a, b) for a, b in data["edges"]], params=data.get("params", {}),
                       dropped=data.get("dropped_columns", []))
+
+
+def pc_rows(table: pd.DataFrame, all_rows: bool = False) -> tuple[pd.DataFrame, str]:
+    """The rows PC learns from. Kang et al. §3.2: "the value orientations from all 101 training roles
+    (including an empty role) across 25 SAE steering features, totaling 2,525 data entries", i.e. the
+    rows under steering configs; so when the table has steered rows (explicit-instruction configs
+    aside) only those are used, else (or with ``all_rows``) every row."""
+    dims = table["steer_dim"].fillna("").astype(str) if "steer_dim" in table.columns else pd.Series("", index=table.index)
+    steered = (dims != "") & ~dims.str.startswith("explicit:")
+    if all_rows or not steered.any():
+        return table, f"all {len(table)} rows"
+    return table[steered].reset_index(drop=True), f"the {int(steered.sum())} rows under steering configs (Kang et al. §3.2)"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from analysis.causal import INDEP_TESTS, learn_graph
+from analysis.causal import INDEP_TESTS, learn_graph, pc_rows
 from analysis.cmdutil import friendly_errors
 from analysis.orientations import load_orientations
 from analysis.plots import plot_graphs
@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--indep-test", default="fisherz", choices=INDEP_TESTS)
     parser.add_argument("--near-constant", type=float, default=0.99,
                         help="drop a value column when one orientation fills this share of rows")
+    parser.add_argument("--all-rows", action="store_true",
+                        help="learn from every row, unsteered ones too (default: the rows under steering configs "
+                             "when there are any, as Kang et al. §3.2)")
     parser.add_argument("--reference", action="append", default=[],
                         help="also draw a reference graph: valuebench, judge, or an edge-list file")
 
@@ -46,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     table = load_orientations(sources(args), mode=args.mode, split=args.split)
-    graph = learn_graph(table, alpha=args.alpha, indep_test=args.indep_test, near_constant=args.near_constant)
+    rows, which = pc_rows(table, args.all_rows)
+    graph = learn_graph(rows, alpha=args.alpha, indep_test=args.indep_test, near_constant=args.near_constant)
+    graph.params["rows_used"] = which
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "graph.json").write_text(json.dumps(graph.to_json(), indent=1))
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         shown[name] = ref
         (out / f"reference_{name}.json").write_text(json.dumps(ref.to_json(), indent=1))
     plot_graphs(shown, out, "graph")
-    print(f"PC ({args.indep_test}, alpha={args.alpha}) on {graph.params['rows']} rows x {len(graph.nodes)} values: "
+    print(f"PC ({args.indep_test}, alpha={args.alpha}) on {which}, {graph.params['rows']} complete x {len(graph.nodes)} values: "
           f"{len(graph.edges)} edges, {len(graph.reduced_edges())} after transitive reduction"
           + (f"; dropped near-constant: {graph.dropped}" if graph.dropped else ""))
     for a, b in graph.edges:

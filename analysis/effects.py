@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.causal import ValueGraph, learn_graph
+from analysis.causal import ValueGraph, learn_graph, pc_rows
 from analysis.metrics import (
     ChangeData,
     bootstrap,
@@ -70,5 +70,7 @@ def steering_effects(test: pd.DataFrame, graphs: dict[str, ValueGraph], n_boot: 
 def learn_or_load(train: pd.DataFrame | None, test: pd.DataFrame, **pc_kwargs) -> tuple[ValueGraph, str]:
     """Our graph from the train table (the paper's protocol), else from the test table with a note."""
     if train is not None:
-        return learn_graph(train, **pc_kwargs), "learned on the train table"
-    return learn_graph(test, **pc_kwargs), "learned on the same table it is evaluated on (no --train given)"
+        rows, which = pc_rows(train)
+        return learn_graph(rows, **pc_kwargs), f"learned on the train table ({which})"
+    rows, which = pc_rows(test)
+    return learn_graph(rows, **pc_kwargs), f"learned on the table it is evaluated on ({which}; no --train given)"

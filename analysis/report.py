@@ -22,7 +22,7 @@ import networkx as nx
 import pandas as pd
 from tqdm import tqdm
 
-from analysis.causal import ValueGraph, learn_graph
+from analysis.causal import ValueGraph, learn_graph, pc_rows
 from analysis.effects import steering_effects
 from analysis.io import find_runs, load_samples
 from analysis.leaderboard import leaderboard, orientation_view, run_info
@@ -130,7 +130,8 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ours = learn_graph(graph_table, alpha=alpha, indep_test=indep_test)
+            rows, which = pc_rows(graph_table)
+            ours = learn_graph(rows, alpha=alpha, indep_test=indep_test)
         for w in caught:
             rep.note(f"graph: {w.message}")
         graphs["ours"] = ours
@@ -140,8 +141,8 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
         edges = pd.DataFrame(ours.edges, columns=["from", "to"])
         edges["in_reduction"] = [e in set(ours.reduced_edges()) for e in ours.edges]
         rep.table("graph_edges", "Our value causal graph (PC) edges", edges,
-                  f"PC {indep_test}, alpha={alpha}, {ours.params.get('rows')} rows "
-                  f"({'train roles' if graph_table is train else 'all rows'}); dropped near-constant: {ours.dropped}")
+                  f"PC {indep_test}, alpha={alpha}, {'train roles' if graph_table is train else 'all roles'}: "
+                  f"{which}; dropped near-constant: {ours.dropped}")
     except ValueError as exc:
         rep.note(f"our causal graph skipped: {exc}")
     for spec in ["valuebench"] + list(references or []) + (["judge"] if use_judge else []):

@@ -118,3 +118,15 @@ def test_judge_reference_is_explicit_about_what_is_missing(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError, match="judge"):
         load_reference("judge")
+
+
+def test_pc_rows_follow_the_paper():
+    from analysis.causal import pc_rows
+
+    table = gaussian_table([("Empathy", "Social")], n=20, seed=0)
+    table.loc[:4, "steer_dim"] = ""  # 5 unsteered rows
+    table.loc[5:6, "steer_dim"] = "explicit:inclined"
+    rows, which = pc_rows(table)
+    assert len(rows) == 13 and "13 rows under steering configs" in which
+    assert len(pc_rows(table, all_rows=True)[0]) == 20
+    assert len(pc_rows(table[table["steer_dim"] == ""])[0]) == 5  # unsteered only: every row
