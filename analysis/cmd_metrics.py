@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", action="append", default=None,
                         help="reference graph(s): valuebench (default), judge, or an edge-list file")
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--all-rows", action="store_true", help="PC on every row, unsteered ones too")
     parser.add_argument("--indep-test", default="fisherz", choices=INDEP_TESTS)
     parser.add_argument("--sae-roles", default="auto", choices=["auto", "r0", "all"],
                         help="SAE units: r0 only (the paper), every role, or r0 when present")
@@ -40,18 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     test = load_orientations(sources(args), mode=args.mode, split=args.split)
+    graphs = {}
     if args.graph:
-        ours, how = load_graph_json(args.graph), f"read from {args.graph}"
+        graphs["ours"], how = load_graph_json(args.graph), f"read from {args.graph}"
     else:
         train = load_orientations(args.train, mode=args.mode) if args.train else None
-        ours, how = learn_or_load(train, test, alpha=args.alpha, indep_test=args.indep_test)
-    graphs = {"ours": ours}
+        try:
+            graphs["ours"], how = learn_or_load(train, test, all_rows=args.all_rows, alpha=args.alpha,
+                                                indep_test=args.indep_test)
+        except ValueError as exc:
+            how = f"not learned ({exc})"
     for spec in args.reference if args.reference is not None else ["valuebench"]:
-        name, ref = load_reference(spec, ours.nodes)
+        name, ref = load_reference(spec)
         graphs[name] = ref
     res = steering_effects(test, graphs, n_boot=args.bootstrap, seed=args.seed, sae_roles=args.sae_roles,
                            baseline_role=args.baseline_role, progress=True)
-    print(f"our graph: {len(ours.edges)} edges, {how}")
+    ours = graphs.get("ours")
+    print(f"our graph: {len(ours.edges)} edges, {how}" if ours else f"our graph: {how}")
     for note in res.notes:
         print(f"note: {note}")
     if res.summary.empty:

@@ -67,10 +67,11 @@ def steering_effects(test: pd.DataFrame, graphs: dict[str, ValueGraph], n_boot: 
     return EffectResults(summary, per_value, c_tables, notes)
 
 
-def learn_or_load(train: pd.DataFrame | None, test: pd.DataFrame, **pc_kwargs) -> tuple[ValueGraph, str]:
+def learn_or_load(train: pd.DataFrame | None, test: pd.DataFrame, all_rows: bool = False,
+                  **pc_kwargs) -> tuple[ValueGraph, str]:
     """Our graph from the train table (the paper's protocol), else from the test table with a note."""
     if train is not None:
-        rows, which = pc_rows(train)
+        rows, which = pc_rows(train, all_rows)
         return learn_graph(rows, **pc_kwargs), f"learned on the train table ({which})"
-    rows, which = pc_rows(test)
+    rows, which = pc_rows(test, all_rows)
     return learn_graph(rows, **pc_kwargs), f"learned on the table it is evaluated on ({which}; no --train given)"

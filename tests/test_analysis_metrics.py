@@ -179,7 +179,7 @@ def test_metrics_and_sae_table_cli(tmp_path):
     edges = tmp_path / "g.txt"
     edges.write_text("Empathy -> Social\n")
     proc = subprocess.run([sys.executable, "-m", "analysis", "metrics", "--orientations", str(tmp_path / "roles.csv"),
-                           "--train", str(tmp_path / "roles.csv"), "--reference", str(edges), "--bootstrap", "50",
+                           "--train", str(tmp_path / "roles.csv"), "--all-rows", "--reference", str(edges), "--bootstrap", "50",
                            "--out", str(tmp_path / "m")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     summary = pd.read_csv(tmp_path / "m" / "steering_effects.csv")
