@@ -70,6 +70,12 @@ def plot_expected_unexpected(summary: pd.DataFrame, out: Path, name: str = "expe
             err = np.array([[e - lo_ if not math.isnan(lo_) else 0 for e, lo_ in zip(est, lo, strict=True)],
                             [hi_ - e if not math.isnan(hi_) else 0 for e, hi_ in zip(est, hi, strict=True)]])
             ax.bar(x, est, width, label=graph, yerr=np.nan_to_num(err), capsize=3)
+            for marker, model in (("x", "Gemma-2B-IT"), ("+", "Llama3-8B-IT")):
+                col = f"paper {model}"
+                if col in sub.columns:
+                    paper = [float(r[col].iloc[0]) if len(r) else math.nan for r in rows]
+                    ax.scatter(x, paper, marker=marker, color="black", zorder=3,
+                               label=f"paper {model}" if k == 0 else None)
         ax.set_xticks(range(2), ["expected change", "unexpected change"])
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability of change")
