@@ -43,9 +43,20 @@ def get_judge_or_explain() -> Any:
     try:
         from analysis.judge import get_judge
     except ImportError as exc:
-        raise ValueError("Table 2 needs analysis.judge, which is not in this checkout; drop --judge.") from exc
+        raise ValueError("Table 2 needs the analysis.judge package, which this checkout lacks; install the "
+                         "full package.") from exc
     judge = get_judge()
     if judge is None:
         raise ValueError("Table 2 needs a judge: set VALUE_JUDGE_BASE_URL + VALUE_JUDGE_MODEL (or "
-                         "VALUE_JUDGE_PRETRAINED), or drop --judge.")
+                         "VALUE_JUDGE_PRETRAINED) in the environment.")
     return judge
+
+
+def with_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 2's numbers (Kang et al. §3.3) beside ours."""
+    from analysis.metrics import PAPER_NUMBERS
+
+    out = table.copy()
+    for model in ("Gemma-2B-IT", "Llama3-8B-IT"):
+        out[f"paper {model}"] = [PAPER_NUMBERS[(model, "sae", f"inconsistency_{w}", "-")] for w in out["when"]]
+    return out

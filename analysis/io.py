@@ -8,8 +8,8 @@ config of a run comes from the results JSON's ``config.steering`` (docs/ARCHITEC
 
 Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
 ``run`` (label of the run), ``run_dir``, ``model``, ``task``, ``mode`` (cot/ll/explicit),
-``config`` (steering config id; "" = unsteered), ``steer_kind`` (none / sae_feature / vector /
-explicit_instruction / role_prompt / other), ``feature`` (SAE feature id or None), ``role_id``,
+``config`` (steering config id; "" = unsteered), ``steer_kind`` (none = unsteered empty role r0 /
+role_prompt = unsteered with a role / sae_feature / vector / conva / explicit_instruction / other), ``feature`` (SAE feature id or None), ``role_id``,
 ``role_name``, ``role_split``, ``value``, ``item_id``, ``agreement``, ``instruction``, ``question``,
 ``score`` (the per-sample metric ``orientation``: +1/-1/0, NaN = unscored), ``label``, ``thought``,
 ``answer``, ``judged_by``, ``p_yes_minus_p_no``.
@@ -245,10 +245,13 @@ def _sample_row(run: Run, task: str, mode: str, s: dict[str, Any]) -> dict[str, 
     instruction = doc.get("instruction") or "none"
     if mode == "explicit" and instruction != "none" and not config:
         config, kind = f"explicit:{instruction}", "explicit_instruction"
+    role_id = str(doc.get("role_id", ""))
+    if kind == "none" and role_id not in ("", "r0"):
+        kind = "role_prompt"  # unsteered model, steered only by the role in the prompt (§2.2)
     return {
         "run": run.label, "run_dir": str(run.results_path.parent), "model": run.model, "task": task,
         "mode": mode, "config": config, "steer_kind": kind, "feature": feature,
-        "role_id": str(doc.get("role_id", "")), "role_name": str(doc.get("role_name") or ""),
+        "role_id": role_id, "role_name": str(doc.get("role_name") or ""),
         "role_split": doc.get("role_split"), "value": doc.get("value"), "item_id": doc.get("item_id"),
         "agreement": doc.get("agreement"), "instruction": instruction, "question": doc.get("question"),
         "score": _float(s.get("orientation")), "label": resp.get("label"), "thought": resp.get("thought"),

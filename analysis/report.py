@@ -206,11 +206,15 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
                 get_judge_or_explain,
                 inconsistency_table,
                 judge_thoughts,
+                with_paper,
             )
 
             judge = get_judge_or_explain()
-            rep.table("thought_answer_inconsistency", "Table 2: thought/answer inconsistency",
-                      inconsistency_table(samples, judge_thoughts(samples, judge)))
+            cot = samples[samples["mode"] != "ll"]
+            if cot.empty:
+                raise ValueError("no CoT samples with a thought (valuebench_cot_* runs)")
+            rep.table("thought_answer_inconsistency", "Table 2: thought/answer inconsistency (Kang et al. §3.3)",
+                      with_paper(inconsistency_table(cot, judge_thoughts(cot, judge))))
         except ValueError as exc:
             rep.note(f"Table 2 skipped: {exc}")
     return _finish(rep, steps)

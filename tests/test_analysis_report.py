@@ -57,7 +57,8 @@ def test_tidy_samples_from_real_output(runs):
     samples = load_samples(list(runs))
     assert set(samples["run"]) == {"unsteered", "steered"}
     assert set(samples["config"]) == {"", "yes-dir-x8"}
-    assert set(samples["steer_kind"]) == {"none", "sae_feature"}
+    assert set(samples["steer_kind"]) == {"none", "role_prompt", "sae_feature"}
+    assert set(samples.loc[samples["steer_kind"] == "none", "role_id"]) == {"r0"}
     assert set(samples["role_split"]) == {"train", "test"}
     assert {"r0", "r1", "r101", "r102"} == set(samples["role_id"])
     assert set(samples["score"].dropna()) <= {-1.0, 0.0, 1.0}
