@@ -21,6 +21,7 @@ import ast
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,9 +136,9 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
                     f"{path} is not an lm-eval output folder: no results_<timestamp>.json found under it; "
                     "pass the --output_path of an `lm_eval ... --output_path DIR --log_samples` run.")
         base = path.name if path.is_dir() else path.parent.name
-        for rf in results_files:
-            run = _read_run(base, rf)
-            if len(results_files) > 1:
+        found = _latest_per_config([_read_run(base, rf) for rf in results_files])
+        for run in found:
+            if len(found) > 1:
                 run.label = f"{base}:{run.config_id or 'unsteered'}"
             runs.append(run)
     seen: dict[str, int] = {}
@@ -147,6 +148,20 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
         if n:
             run.label = f"{run.label}#{n + 1}"
     return runs
+
+
+def _latest_per_config(runs: list[Run]) -> list[Run]:
+    """A folder lm_eval wrote into twice with the same model, steering and tasks holds two results files:
+    keep the newest (a warning names the older one); different configs (a sweep) all stay."""
+    latest: dict[tuple, Run] = {}
+    for run in sorted(runs, key=lambda r: r.results_path.name):
+        steering = run.steering or {}
+        key = (str(run.results_path.parent), run.model, steering.get("hash"), tuple(sorted(run.results.get("results", {}))))
+        if key in latest:
+            warnings.warn(f"{latest[key].results_path} is superseded by the newer {run.results_path.name} "
+                          "(same model, steering and tasks); using the newer run.", stacklevel=3)
+        latest[key] = run
+    return sorted(latest.values(), key=lambda r: str(r.results_path))
 
 
 def _read_run(label: str, results_path: Path) -> Run:

@@ -160,3 +160,16 @@ def test_judge_paths_with_a_local_judge(runs, tiny_llama_dir, tmp_path, monkeypa
     assert table.loc["before", "n_compared"] == sum(v is not None for v in labels)
     with pytest.raises(ValueError, match="did not parse"):
         judge_graph()
+
+
+def test_rerun_into_the_same_folder_keeps_the_newest(runs, tmp_path):
+    copy = tmp_path / "unsteered"
+    shutil.copytree(runs[0], copy)
+    old = next(copy.rglob("results_*.json"))
+    ts = old.name[len("results_"):-len(".json")]
+    for f in list(old.parent.glob(f"*{ts}*")):
+        f.with_name(f.name.replace(ts, "2099-01-01T00-00-00.000000")).write_bytes(f.read_bytes())
+    with pytest.warns(UserWarning, match="is superseded by the newer results_2099-01-01T00-00-00.000000.json"):
+        found = find_runs([copy])
+    assert len(found) == 1 and found[0].label == "unsteered"
+    assert "2099" in found[0].results_path.name and len(found[0].sample_files) == 34
