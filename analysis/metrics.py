@@ -127,6 +127,7 @@ def sae_changes(table: pd.DataFrame, sae_roles: str = "auto", baseline_role: str
     steered = table[table["steer_dim"].fillna("") != ""]
     if configs is not None:
         steered = steered[steered["steer_dim"].isin(configs)]
+    steered = steered[~steered["steer_dim"].astype(str).str.startswith("explicit:")]
     if "steer_kind" in steered.columns:
         steered = steered[~steered["steer_kind"].fillna("").astype(str).str.startswith("explicit")]
     steered = steered[steered["player_name"].isin(un.index)]
