@@ -38,6 +38,8 @@ from analysis.reference import load_reference
 from analysis.sae_table import mean_similarity, noise_ratio, sae_table, sae_vs_explicit
 from analysis.tables import html_page, to_html, write_table
 
+MAX_HTML_ROWS = 200
+
 
 @dataclass
 class Report:
@@ -49,7 +51,11 @@ class Report:
     def table(self, name: str, title: str, df: pd.DataFrame, note: str = "") -> None:
         paths = write_table(df, self.out / "tables", name)
         self.files += list(paths.values())
-        body = (f"<p class='note'>{html.escape(note)}</p>" if note else "") + to_html(df)
+        shown = df
+        if len(df) > MAX_HTML_ROWS:
+            shown = df.head(MAX_HTML_ROWS)
+            note = (note + "; " if note else "") + f"first {MAX_HTML_ROWS} of {len(df)} rows shown, all in tables/{name}.csv"
+        body = (f"<p class='note'>{html.escape(note)}</p>" if note else "") + to_html(shown)
         self.sections.append((title, f"<div class='table' id='table-{name}'>{body}</div>"))
 
     def image(self, title: str, paths: dict[str, Path], caption: str = "") -> None:
@@ -63,11 +69,12 @@ class Report:
         self.notes.append(text)
 
     def write(self, title: str) -> Path:
-        body = ""
+        body = "<ul class='toc'>" + "".join(
+            f"<li><a href='#s{i}'>{html.escape(t)}</a></li>" for i, (t, _) in enumerate(self.sections)) + "</ul>\n"
         if self.notes:
             body += "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>\n"
-        for t, b in self.sections:
-            body += f"<h2>{html.escape(t)}</h2>\n{b}\n"
+        for i, (t, b) in enumerate(self.sections):
+            body += f"<h2 id='s{i}'>{html.escape(t)}</h2>\n{b}\n"
         path = self.out / "report.html"
         path.write_text(html_page(title, body))
         return path
