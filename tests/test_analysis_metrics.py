@@ -196,3 +196,42 @@ def test_logged_response_dict_is_parsed_even_with_bare_nan():
                                       "p_yes_minus_p_no": None}
     assert parse_response({"label": "yes"}) == {"label": "yes"}
     assert parse_response("plain text") == {"answer": "plain text"}
+
+
+def _results_dir(root: Path, name: str, acc: float, csr: float) -> Path:
+    """A results JSON in lm-eval 0.4.13's layout (the keys the leaderboard reads)."""
+    import json
+
+    folder = root / name / "model"
+    folder.mkdir(parents=True)
+    results = {
+        "results": {
+            "mmlu_conva4": {"alias": "mmlu_conva4", "acc,none": acc, "acc_stderr,none": 0.1},
+            "schwartz_dilemmas_power": {"alias": "power", "csr,judge": csr, "csr_stderr,judge": "N/A",
+                                        "fr,judge": float("nan"), "n_scored_csr,judge": 3.0, "n_scored_fr,judge": 0.0},
+        },
+        "n-samples": {"schwartz_dilemmas_power": {"original": 4, "effective": 4}},
+        "higher_is_better": {"mmlu_conva4": {"acc": True}},
+        "config": {"model": "steered-hf", "model_args": {"pretrained": "tiny"}},
+    }
+    (folder / "results_2026-01-01T00-00-00.000000.json").write_text(json.dumps(results))
+    return root / name
+
+
+def test_leaderboard_and_check_on_csr_fr_acc(tmp_path, capsys):
+    from analysis.cli import main
+    from analysis.io import find_runs
+    from analysis.leaderboard import run_metrics
+
+    base = _results_dir(tmp_path, "base", acc=0.5, csr=0.75)
+    metrics = run_metrics(find_runs([base])[0])
+    assert metrics["mmlu_conva4/acc"] == 0.5 and metrics["schwartz_dilemmas_power/csr"] == 0.75
+    assert metrics["schwartz_dilemmas_power/n_scored_csr"] == 3 and metrics["schwartz_dilemmas_power/n_total"] == 4
+    assert math.isnan(metrics["schwartz_dilemmas_power/fr"])
+    better = _results_dir(tmp_path, "better", acc=0.9, csr=0.75)  # acc up: never a regression
+    assert main(["check", str(better), "--baseline", str(base), "--tolerance", "0.01"]) == 0
+    worse = _results_dir(tmp_path, "worse", acc=0.4, csr=0.75)
+    capsys.readouterr()
+    assert main(["check", str(worse), "--baseline", str(base), "--tolerance", "0.01"]) == 1
+    assert "REGRESSION mmlu_conva4/acc: dropped from 0.5 to 0.4" in capsys.readouterr().out
+    assert main(["check", str(worse), "--baseline", str(base), "--tolerance", "0.01", "--tolerance", "acc=0.2"]) == 0
