@@ -8,6 +8,7 @@ when no judge is configured.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,8 @@ YES_PREFIXES = ("yes", "sure")
 NO_PREFIXES = ("no",)
 UNSURE_PREFIXES = ("unsure", "i cannot", "i am unable")
 JUDGE_LABELS = ("yes", "no", "unsure")
+
+log = logging.getLogger(__name__)
 
 _ANSWER_RE = re.compile(r"answer\s*:", re.IGNORECASE)
 _THOUGHT_RE = re.compile(r"^\s*thought\s*:", re.IGNORECASE)
@@ -48,22 +51,44 @@ def rule_label(answer: str) -> str | None:
     return None
 
 
+def _judge_failed(err: Exception) -> None:
+    log.warning("%s The replies are kept and logged unscored; re-judge them afterwards with "
+                "`python -m analysis judge RUN_DIR`.", err)
+
+
 def get_judge() -> Any | None:
-    """The project's configured LLM judge, or None (not configured, or ``analysis.judge`` absent)."""
+    """The project's configured LLM judge, or None (not configured, or ``analysis.judge`` absent).
+
+    A judge that cannot be built (a malformed setting) is reported and treated as absent, so the
+    generations of a long run are never lost to a judge problem.
+    """
     try:
         from analysis.judge import get_judge as _get_judge
     except ImportError:
         return None
-    return _get_judge()
+    try:
+        return _get_judge()
+    except ValueError as err:  # JudgeConfigError: one sentence naming the setting
+        _judge_failed(err)
+        return None
 
 
 def judge_fields(judge: Any, template: str, fields: Sequence[dict[str, str]]) -> list[Any]:
-    """Run ``template`` on every field dict with the judge; Verdicts in order."""
+    """Run ``template`` on every field dict with the judge; Verdicts in order (None = not judged).
+
+    When the judge fails (endpoint down, key rejected...), the error is logged and every item stays
+    unscored instead of aborting lm-eval after the generations were paid for; verdicts received
+    before the failure are in the judge's cache.
+    """
     if not fields:
         return []
-    if hasattr(judge, "judge_many"):
-        return list(judge.judge_many(template, list(fields)))
-    return [judge.judge(template, f) for f in fields]
+    try:
+        if hasattr(judge, "judge_many"):
+            return list(judge.judge_many(template, list(fields)))
+        return [judge.judge(template, f) for f in fields]
+    except RuntimeError as err:  # JudgeError
+        _judge_failed(err)
+        return [None] * len(fields)
 
 
 def judge_outputs(outputs: Sequence[str]) -> list[dict[str, Any]]:

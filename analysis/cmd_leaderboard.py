@@ -1,0 +1,61 @@
+"""`python -m analysis leaderboard RUN_DIR... --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from analysis.cmdutil import friendly_errors
+from analysis.io import find_runs
+from analysis.leaderboard import (
+    leaderboard,
+    orientation_view,
+    other_view,
+    per_value_metrics,
+    run_info,
+)
+from analysis.tables import html_page, to_html, to_markdown, write_table
+
+HELP = "compare lm-eval runs on their headline metrics (per-value orientations, CSR/FR, acc, ...): markdown + CSV + HTML"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="lm-eval --output_path folders (or results_*.json)")
+    parser.add_argument("--out", type=Path, default=None, help="write leaderboard.{csv,md,html} here")
+
+
+@friendly_errors
+def run(args: argparse.Namespace) -> int:
+    runs = find_runs(args.runs)
+    board = leaderboard(runs)
+    info = run_info(runs)
+    orient = orientation_view(board)
+    other = other_view(board)
+    sections = [("Runs", info)]
+    if not orient.empty:
+        sections.append(("ValueBench orientation per value (mean item score in [-1, 1])", orient))
+    titles = {"orientation_soft": "ValueBench soft orientation per value (agreement x (p_yes - p_no))",
+              "n_scored": "ValueBench scored items per value"}
+    for metric in per_value_metrics(board):
+        if metric == "orientation":
+            continue
+        view = orientation_view(board, metric)
+        if not view.empty:
+            sections.append((titles.get(metric, f"ValueBench {metric} per value"), view))
+    if not other.empty:
+        sections.append(("Other metrics", other))
+    shown = {"Runs", "Other metrics"} | {t for t, _ in sections if t.startswith("ValueBench orientation per value")}
+    for title, table in sections:  # stdout: runs, per-value orientations, other metrics; files: everything
+        if title in shown:
+            print(f"## {title}\n\n{to_markdown(table)}\n")
+    if args.out is not None:
+        out: Path = args.out
+        write_table(board, out, "leaderboard")
+        write_table(info, out, "runs")
+        if not orient.empty:
+            write_table(orient, out, "orientations_by_value")
+        (out / "leaderboard.md").write_text("\n".join(f"## {t}\n\n{to_markdown(d)}\n" for t, d in sections))
+        body = "\n".join(to_html(d, title=t) for t, d in sections)
+        (out / "leaderboard.html").write_text(html_page("Leaderboard", body))
+        print(f"wrote {out / 'leaderboard.csv'}, {out / 'leaderboard.md'}, {out / 'leaderboard.html'}")
+    return 0

@@ -1,0 +1,77 @@
+"""One step that the `metrics` and `report` commands share: graphs + §2.3 metrics for a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.causal import ValueGraph, learn_graph, pc_rows
+from analysis.metrics import (
+    ChangeData,
+    bootstrap,
+    c_table,
+    expected_unexpected,
+    role_changes,
+    sae_changes,
+    with_paper,
+)
+
+
+@dataclass
+class EffectResults:
+    summary: pd.DataFrame
+    per_value: pd.DataFrame
+    c_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def change_data(table: pd.DataFrame, sae_roles: str = "auto", baseline_role: str = "") -> tuple[list[ChangeData], list[str]]:
+    """The role and SAE change matrices that the table supports (with a note for each one it does not)."""
+    out, notes = [], []
+    for name, fn in (("role", lambda: role_changes(table, baseline_role)),
+                     ("sae", lambda: sae_changes(table, sae_roles, baseline_role))):
+        try:
+            out.append(fn())
+        except ValueError as exc:
+            notes.append(f"{name} steering metrics skipped: {exc}")
+    return out, notes
+
+
+def steering_effects(test: pd.DataFrame, graphs: dict[str, ValueGraph], n_boot: int = 1000, seed: int = 0,
+                     sae_roles: str = "auto", baseline_role: str = "", progress: bool = False,
+                     fallback: pd.DataFrame | None = None) -> EffectResults:
+    """§2.3 metrics on ``test``; a method the test table cannot support (e.g. role steering: our test
+    split has no empty role r0) is measured on ``fallback`` (the train table) instead, with a note."""
+    datas, notes = change_data(test, sae_roles, baseline_role)
+    if fallback is not None:
+        have = {d.method.split("[")[0] for d in datas}
+        extra, _ = change_data(fallback, sae_roles, baseline_role)
+        for d in extra:
+            if d.method.split("[")[0] not in have:
+                d.method = f"{d.method} (train roles)"
+                datas.append(d)
+                notes.append(f"{d.method}: measured on the train roles, which include the baseline r0 "
+                             "(the test table cannot support it).")
+    summaries, per_values, c_tables = [], [], {}
+    for data in datas:
+        summaries.append(bootstrap(data, graphs, n_boot=n_boot, seed=seed, progress=progress))
+        for gname, graph in graphs.items():
+            per = expected_unexpected(data.changed, data.values, graph)
+            per.insert(0, "graph", gname)
+            per.insert(0, "method", data.method)
+            per_values.append(per)
+        c_tables[data.method] = c_table(data)
+    summary = with_paper(pd.concat(summaries, ignore_index=True)) if summaries else pd.DataFrame()
+    per_value = pd.concat(per_values, ignore_index=True) if per_values else pd.DataFrame()
+    return EffectResults(summary, per_value, c_tables, notes)
+
+
+def learn_or_load(train: pd.DataFrame | None, test: pd.DataFrame, all_rows: bool = False,
+                  **pc_kwargs) -> tuple[ValueGraph, str]:
+    """Our graph from the train table (the paper's protocol), else from the test table with a note."""
+    if train is not None:
+        rows, which = pc_rows(train, all_rows)
+        return learn_graph(rows, **pc_kwargs), f"learned on the train table ({which})"
+    rows, which = pc_rows(test, all_rows)
+    return learn_graph(rows, **pc_kwargs), f"learned on the table it is evaluated on ({which}; no --train given)"

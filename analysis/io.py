@@ -1,0 +1,279 @@
+"""Read what ``lm_eval --output_path DIR --log_samples`` wrote into one tidy pandas table.
+
+A run is one ``results_<timestamp>.json`` (anywhere under the folder given) plus the
+``samples_<task>_<timestamp>.jsonl`` files written beside it with the same timestamp. The steering
+config of a run comes from the results JSON's ``config.steering`` (docs/ARCHITECTURE.md §3): absent
+(plain ``hf``) or with no interventions = unsteered. A sweep run may tag each sample instead, with
+``doc["steer_dim"]`` (and optionally ``doc["steer_kind"]``, ``doc["feature"]``); that tag wins.
+
+Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
+``run`` (label of the run), ``run_dir``, ``model``, ``task``, ``mode`` (cot/ll/explicit),
+``config`` (steering config id; "" = unsteered), ``steer_kind`` (none = unsteered empty role r0 /
+role_prompt = unsteered with a role / sae_feature / vector / conva / explicit_instruction / other), ``feature`` (SAE feature id or None), ``role_id``,
+``role_name``, ``role_split``, ``value``, ``item_id``, ``agreement``, ``instruction``, ``question``,
+``score`` (the per-sample metric ``orientation``: +1/-1/0, NaN = unscored), ``label``, ``thought``,
+``answer``, ``judged_by``, ``p_yes_minus_p_no``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SAMPLE_COLUMNS = [
+    "run", "run_dir", "model", "task", "mode", "config", "steer_kind", "feature", "role_id", "role_name",
+    "role_split", "value", "item_id", "agreement", "instruction", "question", "score", "label",
+    "thought", "answer", "judged_by", "p_yes_minus_p_no",
+]
+
+_RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
+_SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
+_BARE_FLOAT = re.compile(r"(?<=[:\[,(] )-?(?:nan|inf)(?=[,}\])])")
+_VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
+
+
+class NotAnLmEvalOutput(ValueError):
+    """A path that is not what ``lm_eval --output_path ... --log_samples`` writes."""
+
+
+@dataclass
+class Run:
+    """One lm-eval run: its results JSON and its sample files."""
+
+    label: str
+    results_path: Path
+    results: dict[str, Any]
+    sample_files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def steering(self) -> dict[str, Any] | None:
+        """``config.steering`` of the results JSON, or None when the run is unsteered."""
+        steering = (self.results.get("config") or {}).get("steering")
+        if not steering or not (steering.get("spec") or {}).get("interventions"):
+            return None
+        return steering
+
+    @property
+    def config_id(self) -> str:
+        return "" if self.steering is None else str(self.steering.get("name") or self.steering.get("hash"))
+
+    @property
+    def model(self) -> str:
+        cfg = self.results.get("config") or {}
+        args = cfg.get("model_args") or {}
+        if isinstance(args, dict) and args.get("pretrained"):
+            return str(args["pretrained"])
+        return str(self.results.get("model_name") or cfg.get("model") or "")
+
+    @property
+    def steer_kind(self) -> str:
+        return steer_kind(self.steering)
+
+    @property
+    def feature(self) -> Any:
+        return steer_feature(self.steering)
+
+
+def steer_kind(steering: dict[str, Any] | None) -> str:
+    """none / sae_feature / vector / conva / other: ``meta.kind`` if given, else read off the spec."""
+    if steering is None:
+        return "none"
+    kind = (steering.get("meta") or {}).get("kind")
+    if kind:
+        return str(kind)
+    interventions = (steering.get("spec") or {}).get("interventions") or []
+    sources = [iv.get("source") or {} for iv in interventions]
+    ops = {iv.get("op") for iv in interventions}
+    if "conva" in ops:
+        return "conva"
+    if sources and all("sae" in s for s in sources):
+        return "sae_feature"
+    if sources and all("vector" in s for s in sources):
+        return "vector"
+    return "other"
+
+
+def steer_feature(steering: dict[str, Any] | None) -> Any:
+    if steering is None:
+        return None
+    meta = steering.get("meta") or {}
+    if "feature" in meta:
+        return meta["feature"]
+    feats = [(iv.get("source") or {}).get("feature") for iv in (steering.get("spec") or {}).get("interventions") or []]
+    feats = [f for f in feats if f is not None]
+    return feats[0] if len(feats) == 1 else None
+
+
+def find_runs(paths: list[str | Path]) -> list[Run]:
+    """Every run (results JSON + its sample files) under each path; labels are unique.
+
+    A path may be the ``--output_path`` folder, the model sub-folder lm-eval made in it, or one
+    ``results_*.json`` file. Raises ``NotAnLmEvalOutput`` naming the missing file.
+    """
+    runs: list[Run] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise NotAnLmEvalOutput(f"{path} does not exist; pass the --output_path folder of an "
+                                    "`lm_eval ... --log_samples` run.")
+        if path.is_file():
+            if not _RESULTS.match(path.name):
+                raise NotAnLmEvalOutput(f"{path} is not an lm-eval results file (results_<timestamp>.json); "
+                                        "pass the --output_path folder or its results_*.json.")
+            results_files = [path]
+        else:
+            results_files = sorted(p for p in path.rglob("results_*.json") if _RESULTS.match(p.name))
+            if not results_files:
+                raise NotAnLmEvalOutput(
+                    f"{path} is not an lm-eval output folder: no results_<timestamp>.json found under it; "
+                    "pass the --output_path of an `lm_eval ... --output_path DIR --log_samples` run.")
+        base = path.name if path.is_dir() else path.parent.name
+        found = _latest_per_config([_read_run(base, rf) for rf in results_files])
+        for run in found:
+            if len(found) > 1:
+                run.label = f"{base}:{run.config_id or 'unsteered'}"
+            runs.append(run)
+    seen: dict[str, int] = {}
+    for run in runs:
+        n = seen.get(run.label, 0)
+        seen[run.label] = n + 1
+        if n:
+            run.label = f"{run.label}#{n + 1}"
+    return runs
+
+
+def _latest_per_config(runs: list[Run]) -> list[Run]:
+    """A folder lm_eval wrote into twice with the same model, steering and tasks holds two results files:
+    keep the newest (a warning names the older one); different configs (a sweep) all stay."""
+    latest: dict[tuple, Run] = {}
+    for run in sorted(runs, key=lambda r: r.results_path.name):
+        steering = run.steering or {}
+        key = (str(run.results_path.parent), run.model, steering.get("hash"), tuple(sorted(run.results.get("results", {}))))
+        if key in latest:
+            warnings.warn(f"{latest[key].results_path} is superseded by the newer {run.results_path.name} "
+                          "(same model, steering and tasks); using the newer run.", stacklevel=3)
+        latest[key] = run
+    return sorted(latest.values(), key=lambda r: str(r.results_path))
+
+
+def _read_run(label: str, results_path: Path) -> Run:
+    try:
+        results = json.loads(results_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise NotAnLmEvalOutput(f"{results_path} is not valid JSON ({exc}); re-run lm_eval or remove the file.") from exc
+    if not isinstance(results, dict) or "results" not in results:
+        raise NotAnLmEvalOutput(f"{results_path} has no 'results' key, so it is not an lm-eval results "
+                                "file; pass the --output_path folder of an lm_eval run.")
+    ts = _RESULTS.match(results_path.name)["ts"]
+    samples = {}
+    for p in results_path.parent.glob(f"samples_*_{ts}.jsonl"):
+        m = _SAMPLES.match(p.name)
+        if m and m["ts"] == ts:
+            samples[m["task"]] = p
+    return Run(label=label, results_path=results_path, results=results, sample_files=samples)
+
+
+def parse_response(resp: Any) -> dict[str, Any]:
+    """``filtered_resps[0]`` as a dict: lm-eval logs the filter's dict as its Python repr."""
+    if isinstance(resp, dict):
+        return resp
+    if isinstance(resp, str):
+        try:
+            value = ast.literal_eval(resp)
+        except (ValueError, SyntaxError):
+            try:  # a float NaN/inf in the dict is written bare (`nan`), which literal_eval rejects
+                value = ast.literal_eval(_BARE_FLOAT.sub("None", resp))
+            except (ValueError, SyntaxError):
+                return {"answer": resp}
+        if isinstance(value, dict):
+            return value
+    if isinstance(resp, (list, tuple)) and resp:
+        return parse_response(resp[0])
+    return {"answer": resp if isinstance(resp, str) else None}
+
+
+def _float(x: Any) -> float:
+    if x is None:
+        return math.nan
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def valuebench_tasks(run: Run) -> list[str]:
+    return sorted(t for t in run.sample_files if _VB_TASK.match(t))
+
+
+def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> pd.DataFrame:
+    """The tidy table of every logged ValueBench sample of every run under ``paths``.
+
+    ``require``: raise when a run has ValueBench results but no sample files (lm_eval was run
+    without ``--log_samples``), naming the missing file.
+    """
+    runs = paths if paths and isinstance(paths[0], Run) else find_runs(paths)  # type: ignore[arg-type]
+    from tqdm import tqdm
+
+    rows: list[dict[str, Any]] = []
+    n_files = sum(len(valuebench_tasks(r)) for r in runs)
+    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=n_files < 50)
+    for run in runs:
+        tasks = valuebench_tasks(run)
+        vb_results = [t for t in run.results.get("results", {}) if _VB_TASK.match(t)]
+        if require and vb_results and not tasks:
+            ts = _RESULTS.match(run.results_path.name)["ts"]
+            raise NotAnLmEvalOutput(
+                f"{run.results_path.parent} has ValueBench results but no samples_{vb_results[0]}_{ts}.jsonl; "
+                "re-run lm_eval with --log_samples.")
+        for task in tasks:
+            mode = _VB_TASK.match(task)["mode"]
+            with run.sample_files[task].open() as fh:
+                for line in fh:
+                    if line.strip():
+                        rows.append(_sample_row(run, task, mode, json.loads(line)))
+            bar.update()
+    bar.close()
+    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    if require and df.empty:
+        raise NotAnLmEvalOutput(
+            f"no ValueBench samples (samples_valuebench_*.jsonl) under {[str(r.results_path.parent) for r in runs]}; "
+            "run lm_eval with --tasks valuebench_... --log_samples.")
+    return df
+
+
+def _sample_row(run: Run, task: str, mode: str, s: dict[str, Any]) -> dict[str, Any]:
+    doc = s.get("doc") or {}
+    resp = parse_response((s.get("filtered_resps") or [None])[0])
+    config, kind, feature = run.config_id, run.steer_kind, run.feature
+    if doc.get("steer_dim") not in (None, ""):
+        config = str(doc["steer_dim"])
+        kind = str(doc.get("steer_kind") or "sae_feature")
+        feature = doc.get("feature", doc["steer_dim"])
+    instruction = doc.get("instruction") or "none"
+    if mode == "explicit" and instruction != "none" and not config:
+        config, kind = f"explicit:{instruction}", "explicit_instruction"
+    role_id = str(doc.get("role_id", ""))
+    if kind == "none" and role_id not in ("", "r0"):
+        kind = "role_prompt"  # unsteered model, steered only by the role in the prompt (§2.2)
+    return {
+        "run": run.label, "run_dir": str(run.results_path.parent), "model": run.model, "task": task,
+        "mode": mode, "config": config, "steer_kind": kind, "feature": feature,
+        "role_id": role_id, "role_name": str(doc.get("role_name") or ""),
+        "role_split": doc.get("role_split"), "value": doc.get("value"), "item_id": doc.get("item_id"),
+        "agreement": doc.get("agreement"), "instruction": instruction, "question": doc.get("question"),
+        "score": _float(s.get("orientation")), "label": resp.get("label"), "thought": resp.get("thought"),
+        "answer": resp.get("answer"), "judged_by": resp.get("judged_by"),
+        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")),
+    }
+
+
+def read_samples_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

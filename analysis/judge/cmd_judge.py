@@ -1,0 +1,78 @@
+"""`python -m analysis judge RUN_DIR`: (re)judge the logged samples of an lm-eval output folder with
+the configured judge (environment / VALUE_JUDGE_CONFIG), sharing the judge cache with lm-eval runs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+
+HELP = "re-judge logged lm-eval samples (ValueBench CoT fallbacks, Schwartz CSR/FR) with the configured judge"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="lm-eval --output_path folder (with --log_samples)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: RUN_DIR/judged/<judge id>)")
+    parser.add_argument("--no-cache", action="store_true", help="ask the judge again, bypassing the cache")
+    parser.add_argument("--thoughts", action="store_true",
+                        help="also judge every ValueBench thought's inclination (Kang Table 2)")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.judge import JudgeConfigError, JudgeError, build_judge
+    from analysis.judge.config import load_config
+    from analysis.judge.report import summarize, write_records
+    from analysis.judge.samples import jobs_for, read_samples, sample_files
+
+    if not args.run_dir.is_dir():
+        print(f"error: RUN_DIR {args.run_dir} is not a folder; pass an lm-eval --output_path folder.",
+              file=sys.stderr)
+        return 2
+    try:
+        config = load_config()
+    except JudgeConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if config is None:
+        print("error: no judge is configured; set VALUE_JUDGE_BASE_URL (and VALUE_JUDGE_MODEL, "
+              "VALUE_JUDGE_API_KEY) or VALUE_JUDGE_KIND=local with VALUE_JUDGE_PRETRAINED.", file=sys.stderr)
+        return 2
+    if args.no_cache:
+        config = dataclasses.replace(config, no_cache=True)
+    files = sample_files(args.run_dir)
+    if not files:
+        print(f"error: no samples_*.jsonl under {args.run_dir}; run lm_eval with --log_samples.",
+              file=sys.stderr)
+        return 2
+    samples = [(task, s) for task, path in files for s in read_samples(path)]
+    jobs = [job for task, s in samples for job in jobs_for(task, s, thoughts=args.thoughts)]
+    judge = build_judge(config, progress=True)
+    verdicts = []
+    try:
+        for template in dict.fromkeys(j.template for j in jobs):
+            group = [j for j in jobs if j.template == template]
+            verdicts += list(zip(group, judge.judge_many(template, [j.fields for j in group]), strict=True))
+    except JudgeError as e:
+        print(f"error: {e} (replies received so far are cached; rerun to resume)", file=sys.stderr)
+        return 1
+    out = args.out or args.run_dir / "judged" / _safe(judge.judge_id)
+    out.mkdir(parents=True, exist_ok=True)
+    write_records(out / "judged.jsonl", verdicts)
+    summary = summarize(samples, verdicts)
+    summary["judge_id"] = judge.judge_id
+    summary["calls"] = judge.calls
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    for task, row in summary["tasks"].items():
+        parts = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()]
+        print(f"{task}: " + " ".join(parts))
+    print(f"judge {judge.judge_id}: {len(jobs)} verdicts ({judge.calls} calls, "
+          f"{summary['n_cached']} from cache) -> {out}")
+    return 0

@@ -1,0 +1,72 @@
+"""A HF causal LM answering judge prompts greedily through transformers (no server).
+
+Used by the local judge (``VALUE_JUDGE_KIND=local``) and by ``python -m analysis judge-serve``.
+The prompt is sent as one user message through the tokenizer's chat template when it has one,
+else as plain text. Weights load from safetensors. One generation at a time (a lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def resolve(pretrained: str) -> Path:
+    """``default`` -> the embedded default model's folder; else the folder itself, checked."""
+    if pretrained in ("default", ""):
+        from steering_models.default_model import default_model_path
+
+        return default_model_path()
+    path = Path(pretrained).expanduser()
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"judge pretrained={pretrained!r} is not a HF model folder (no config.json); set "
+            "VALUE_JUDGE_PRETRAINED (or --pretrained) to a saved model folder or 'default'."
+        )
+    return path
+
+
+class LocalGenerator:
+    def __init__(self, pretrained: str, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = resolve(pretrained)
+        self.name = "default" if pretrained in ("default", "") else self.path.name
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(self.path), use_safetensors=True,
+            dtype=torch.bfloat16 if self.device == "cuda" else torch.float32,
+        ).to(self.device).eval()
+        self._lock = threading.Lock()
+
+    def _input_ids(self, messages: Sequence[dict[str, str]]):
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )["input_ids"]
+        else:
+            text = "\n\n".join(m["content"] for m in messages)
+            ids = self.tokenizer(text, return_tensors="pt")["input_ids"]
+        return ids.to(self.device)
+
+    def chat(self, messages: Sequence[dict[str, str]], max_new_tokens: int) -> tuple[str, int, int]:
+        """Greedy reply to ``messages``: (text, prompt tokens, completion tokens)."""
+        import torch
+
+        ids = self._input_ids(messages)
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        with self._lock, torch.inference_mode():
+            out = self.model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                do_sample=False, pad_token_id=pad,
+            )
+        new = out[0, ids.shape[1]:]
+        return self.tokenizer.decode(new, skip_special_tokens=True), int(ids.shape[1]), int(new.shape[0])
+
+    def complete(self, prompt: str, max_new_tokens: int) -> str:
+        return self.chat([{"role": "user", "content": prompt}], max_new_tokens)[0]

@@ -1,0 +1,117 @@
+"""``python -m steering_models.conva fit --pretrained default --values power,security --out conva_out``
+
+Fits ConVA value vectors (see :mod:`steering_models.conva.fit`). The ConVA data folder comes from
+``--data-dir``, else ``$VALUE_STEERING_CONVA_DIR``, else ``../shared/data/conva`` beside a source
+checkout. The offline probe gate's value-unrelated texts come from ``--gate-negatives`` (an MMLU
+folder with ``test/<subject>_test.csv``; default: ``mmlu`` beside the ConVA folder; ``none`` skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lm_eval_tasks.schwartz.data import VALUES, resolve_conva_dir
+from steering_models.conva.data import PAIR_SETS, ConvaDataError
+from steering_models.conva.defaults import ACC_THRESHOLD, EXCLUDE_LAST, MIN_PAIRS, TEST_FRACTION
+from steering_models.conva.fit import FitSettings, run_fit
+from steering_models.errors import SpecError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m steering_models.conva", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("fit", help="fit value vectors, the probe gate and CAA vectors; write steering files")
+    p.add_argument("--pretrained", default="default", help="hub id, local folder, or default (embedded model)")
+    p.add_argument("--values", default=",".join(VALUES), help="comma-separated Schwartz values (default: all 10)")
+    p.add_argument("--data-dir", default=None, help="ConVA data folder holding value/ (not shipped: no licence)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--pairs", type=int, default=None, help="use the first N pairs (default: all, 100)")
+    p.add_argument("--pair-set", choices=PAIR_SETS, default="context_controlled")
+    p.add_argument("--pooling", choices=("last", "mean"), default="last")
+    p.add_argument("--threshold", type=float, default=ACC_THRESHOLD, help="select layers with test acc > this")
+    p.add_argument("--exclude-last", type=int, default=EXCLUDE_LAST, help="never select the last N layers")
+    p.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
+    p.add_argument("--min-pairs", type=int, default=MIN_PAIRS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--C", dest="c", type=float, default=1.0, help="inverse L2 strength of the probes")
+    p.add_argument("--gate-negatives", default="auto",
+                   help="MMLU folder for the probe gate's unrelated texts; auto = <data-dir>/../mmlu; none = no gate")
+    p.add_argument("--gate-negatives-n", type=int, default=200)
+    p.add_argument("--gate-format", choices=("raw", "chat"), default="raw",
+                   help="train the gate on the texts as they are, or chat-templated (for --apply_chat_template runs)")
+    p.add_argument("--caa-layer", type=int, default=None, help="CAA steering layer (default: middle selected layer)")
+    p.add_argument("--caa-strength", type=float, default=1.0, help="CAA coefficient")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="activation cache (default: $VALUE_STEERING_CACHE/conva-activations)")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-unembed", action="store_true", help="do not write unembed.safetensors (logit-lens)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    g = sub.add_parser("gate-check", help="share of real task prompts the probe gate opens on (dilemmas vs MMLU)")
+    g.add_argument("--pretrained", default="default")
+    g.add_argument("--artifacts", required=True, type=Path, help="folder written by fit --out")
+    g.add_argument("--values", required=True, help="comma-separated values")
+    g.add_argument("--n", type=int, default=20, help="prompts per (sub)task")
+    g.add_argument("--apply-chat-template", action="store_true", help="as lm_eval --apply_chat_template")
+    g.add_argument("--g0", type=float, default=None, help="gate threshold (default: Table 16 per value)")
+    g.add_argument("--max-length", type=int, default=4096)
+    g.add_argument("--batch-size", type=int, default=2)
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--out", required=True, type=Path)
+    return ap
+
+
+def gate_check(args: argparse.Namespace) -> int:
+    from steering_models.conva.gate_check import run_gate_check, summarize
+
+    values = [v.strip() for v in args.values.split(",") if v.strip()]
+    table = run_gate_check(args.pretrained, args.artifacts, values, args.n, args.apply_chat_template, args.g0,
+                           args.out, args.max_length, args.batch_size, args.device)
+    print(summarize(table).to_string(index=False))
+    print(f"wrote {args.out / 'gate_check.csv'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "gate-check":
+        try:
+            return gate_check(args)
+        except (SpecError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    values = [v.strip() for v in args.values.split(",") if v.strip()]
+    try:
+        gate_neg: str | None = args.gate_negatives
+        if gate_neg == "auto":
+            gate_neg = str(resolve_conva_dir(args.data_dir).parent / "mmlu")
+        elif gate_neg == "none":
+            gate_neg = None
+        cache_dir = None
+        if not args.no_cache:
+            from steering_models.default_model import cache_root
+
+            cache_dir = args.cache_dir or cache_root() / "conva-activations"
+        settings = FitSettings(pooling=args.pooling, pairs=args.pairs, pair_set=args.pair_set,
+                               test_fraction=args.test_fraction, seed=args.seed, threshold=args.threshold,
+                               exclude_last=args.exclude_last, c=args.c, batch_size=args.batch_size,
+                               max_length=args.max_length, gate_negatives_n=args.gate_negatives_n,
+                               gate_format=args.gate_format,
+                               caa_layer=args.caa_layer, caa_strength=args.caa_strength,
+                               min_pairs=args.min_pairs)
+        written, errors = run_fit(args.pretrained, values, args.data_dir, args.out, settings, gate_neg,
+                                  cache_dir, args.device, args.dtype, not args.no_unembed)
+    except (ConvaDataError, SpecError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} value(s) to {args.out}" + (f"; {len(errors)} failed" if errors else ""))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

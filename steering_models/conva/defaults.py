@@ -1,0 +1,30 @@
+"""ConVA hyper-parameters quoted from the paper (Jin et al., ACL 2025).
+
+``TABLE16``: Appendix I, Table 16, "The hyperparameters P_0 and g_0 used for lama-2-7b-chat" (the
+paper's own numbers; the released run script's P_0 differ slightly). They are the defaults of
+``op: conva`` for every model, overridable per intervention with ``p0:`` / ``g0:``. g_0 was tuned for
+the paper's DeBERTa value detector; with another gate it is just a starting point.
+
+Section 3.2: steer the layers whose probe test accuracy is "greater than 0.9, excluding the last
+five layers" (``ACC_THRESHOLD``, ``EXCLUDE_LAST``).
+"""
+
+from __future__ import annotations
+
+TABLE16: dict[str, tuple[float, float]] = {  # value: (P_0, g_0)
+    "achievement": (0.97, 0.6),
+    "stimulation": (0.93, 0.02),
+    "hedonism": (0.9, 0.007),
+    "self-direction": (0.95, 0.5),
+    "power": (0.92, 0.06),
+    "security": (0.975, 0.2),
+    "tradition": (0.92, 0.08),
+    "conformity": (0.88, 0.013),
+    "benevolence": (0.91, 0.2),
+    "universalism": (0.94, 0.39),
+}
+
+ACC_THRESHOLD = 0.9
+EXCLUDE_LAST = 5
+TEST_FRACTION = 0.3  # the released code's train_size=0.7
+MIN_PAIRS = 10

@@ -1,0 +1,94 @@
+"""Start the real `python -m analysis judge-serve` on 127.0.0.1 in a subprocess (tests of the judge).
+
+Why not llama-cpp-python's or vLLM's server: PyPI ships llama-cpp-python as source only (a C++ build of
+many minutes on CI's 2 cores) and vLLM needs a GPU. `judge-serve` is a real HTTP server speaking the
+OpenAI chat-completions API, driven by the official `openai` client, so the client path under test is
+the one used against OpenAI, vLLM, llama.cpp or Ollama; it also counts calls, which the cache tests need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_NAME = "tiny-judge"
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    port: int
+    key: str | None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def completions(self) -> int:
+        return int(self.stats()["completions"])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def env_with_repo(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VALUE_JUDGE_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def start_server(model_dir: Path, key: str | None = None, key_env: str = "TEST_JUDGE_SERVER_KEY",
+                 timeout: float = 120.0, extra_args: tuple[str, ...] = ()) -> Server:
+    cmd = [sys.executable, "-m", "analysis", "judge-serve", "--pretrained", str(model_dir),
+           "--port", "0", "--model-name", MODEL_NAME, *extra_args]
+    extra = {}
+    if key:
+        cmd += ["--api-key-env", key_env]
+        extra[key_env] = key
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env_with_repo(extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline, seen = time.time() + timeout, []
+    while time.time() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if line.startswith("serving model"):
+            port = int(line.rsplit(":", 1)[1].split("/")[0])
+            return Server(proc, port, key)
+    proc.kill()
+    raise RuntimeError("judge-serve did not start:\n" + "".join(seen))
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

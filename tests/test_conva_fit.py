@@ -1,0 +1,168 @@
+"""`python -m steering_models.conva fit` on a tiny model with synthetic value pairs, and one run of
+`op: conva` through lm_eval.simple_evaluate with steered-hf."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lm_eval
+import pytest
+import torch
+import yaml
+from lm_eval.tasks import TaskManager
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from steering_models.conva import artifacts
+from steering_models.conva.__main__ import main
+from steering_models.hooks import find_blocks
+from steering_models.lm import SteeredHFLM
+
+CONTEXTS = ["Answer the Question", "Should I always be nice to others", "Now it is your turn",
+            "Refer to the format of the following Examples", "First write your Thought about the question",
+            "Being nice to others may make me feel more", "Should I always be a happy person",
+            "Here is your trait", "live in a good mood", "Answer the question with yes or no",
+            "Instruction", "Thought about the Examples"]
+
+
+def pairs(n: int) -> list[tuple[str, str]]:
+    """Same context, different ending: positives end with the value words, negatives do not."""
+    return [(f"{CONTEXTS[i % 12]} {i} according to your values.", f"{CONTEXTS[i % 12]} {i} in a good mood.")
+            for i in range(n)]
+
+
+def block_outputs(model, tok, text: str) -> list[torch.Tensor]:
+    """Every block's output [T, D] for one text alone (no padding at all)."""
+    outs: list[torch.Tensor] = []
+    handles = [b.register_forward_hook(lambda m, a, o: outs.append((o[0] if isinstance(o, tuple) else o)[0]))
+               for b in find_blocks(model)]
+    try:
+        with torch.no_grad():
+            model(**tok(text, return_tensors="pt"))
+    finally:
+        for h in handles:
+            h.remove()
+    return outs
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shared")
+    conva = root / "conva" / "value"
+    conva.mkdir(parents=True)
+    for value, n in (("power", 30), ("security", 5)):
+        with open(conva / f"{value}_context_controlled.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["question_1", "question_2"])
+            writer.writerows(pairs(n))
+    (conva / "test_power_new.csv").write_text("text\nShould I?\n")
+    mmlu = root / "mmlu" / "test"
+    mmlu.mkdir(parents=True)
+    with open(mmlu / "anatomy_test.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["question", "choice0", "choice1", "choice2", "choice3", "answer"])
+        writer.writerows([[f"What is {i} plus {i}?", "a", "b", "c", "d", 0] for i in range(40)])
+    return root / "conva"
+
+
+def fit(tiny_llama_dir: Path, data_dir: Path, out: Path, *extra: str) -> int:
+    return main(["fit", "--pretrained", str(tiny_llama_dir), "--values", "power", "--data-dir", str(data_dir),
+                 "--out", str(out), "--exclude-last", "0", "--cache-dir", str(out / "cache"),
+                 "--gate-negatives-n", "40", *extra])
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, tiny_llama_dir, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("conva-out")
+    assert fit(tiny_llama_dir, data_dir, out) == 0
+    return out
+
+
+def test_fit_writes_artifact_vectors_and_steering_files(fitted, tiny_llama_dir):
+    art = artifacts.load(fitted, "power")
+    assert art.layers and all(float(art.tensors["test_acc"][i]) > 0.9 for i in art.layers)
+    assert art.has_gate and art.settings["n_pairs"] == 30 and art.settings["pooling"] == "last"
+    for name in ("steer_conva_power.yaml", "steer_conva_nogate_power.yaml", "steer_caa_power.yaml"):
+        SteeredHFLM(pretrained=str(tiny_llama_dir), steer=str(fitted / name), device="cpu")  # parses + validates
+    caa_spec = yaml.safe_load((fitted / "steer_caa_power.yaml").read_text())
+    assert caa_spec["interventions"][0]["op"] == "add"
+    unembed = load_file(str(fitted / "unembed.safetensors"))
+    assert unembed["W_U"].shape[1] == 64 and unembed["norm_scale"].shape == (64,)
+    assert list((fitted / "cache").glob("acts-*.safetensors"))
+
+
+def test_caa_vector_is_the_hand_computed_mean_difference(fitted, tiny_llama_dir):
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+
+    def last_token_outputs(text: str) -> list[torch.Tensor]:
+        return [o[-1] for o in block_outputs(model, tok, text)]
+
+    data = pairs(30)
+    pos = torch.stack([torch.stack(last_token_outputs(p)) for p, _ in data])
+    neg = torch.stack([torch.stack(last_token_outputs(n)) for _, n in data])
+    want = pos.sum(0) / 30 - neg.sum(0) / 30
+    vectors = load_file(str(fitted / "caa_power.safetensors"))
+    for layer in range(3):
+        assert torch.allclose(vectors[f"layer_{layer}"], want[layer], atol=1e-4)
+
+
+def test_too_few_pairs_is_a_clear_error(tiny_llama_dir, data_dir, tmp_path, capsys):
+    code = main(["fit", "--pretrained", str(tiny_llama_dir), "--values", "security", "--data-dir", str(data_dir),
+                 "--out", str(tmp_path), "--no-cache"])
+    assert code == 2
+    assert "has 5 usable pairs" in capsys.readouterr().err
+
+
+def test_no_layer_passing_is_a_clear_error(tiny_llama_dir, data_dir, tmp_path, capsys):
+    assert fit(tiny_llama_dir, data_dir, tmp_path, "--threshold", "1.0", "--no-unembed") == 1
+    assert "no layer has probe test accuracy > 1.0" in capsys.readouterr().out
+    assert not (tmp_path / "power.json").exists()
+
+
+def test_conva_through_simple_evaluate(fitted, tiny_llama_dir, tiny_task_dir):
+    results = lm_eval.simple_evaluate(
+        model="steered-hf", model_args={"pretrained": str(tiny_llama_dir), "steer": str(fitted / "steer_conva_power.yaml")},
+        tasks=["tiny_values_ll", "tiny_values_gen"], task_manager=TaskManager(include_path=str(tiny_task_dir)),
+        batch_size=2, device="cpu")
+    steering = results["config"]["steering"]
+    assert "acc,none" in results["results"]["tiny_values_ll"]
+    assert "exact_match,none" in results["results"]["tiny_values_gen"]
+    assert steering["name"] == "conva-power" and steering["meta"] == {"kind": "conva", "value": "power", "gate": "probe"}
+    assert steering["spec"]["interventions"][0]["op"] == "conva"
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_batched_activations_equal_one_text_at_a_time(pooling, tiny_llama_dir):
+    from steering_models.conva.activations import collect
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    texts = ["Answer the Question according to your values.", "Now", "Should I always be nice to others? yes",
+             "Thought:", "Here is your trait"]
+    got = collect(model, tok, texts, pooling=pooling, batch_size=2)
+    assert got.shape == (5, 3, 64)
+    for i, text in enumerate(texts):
+        outs = block_outputs(model, tok, text)
+        want = torch.stack([o[-1] if pooling == "last" else o.mean(0) for o in outs])
+        assert torch.allclose(got[i], want, atol=1e-4), text
+
+
+def test_gate_check_on_the_real_task_prompts(fitted, tiny_llama_dir, tmp_path, capsys):
+    out = tmp_path / "gc"
+    assert main(["gate-check", "--pretrained", str(tiny_llama_dir), "--artifacts", str(fitted), "--values", "power",
+                 "--n", "1", "--max-length", "2000", "--out", str(out)]) == 0
+    table = __import__("pandas").read_csv(out / "gate_check.csv")
+    assert set(table["task"]) == {"schwartz_dilemmas_power", "mmlu_conva4"}
+    assert len(table) == 1 + 4  # one dilemma, one question of each of the four MMLU subjects
+    assert ((table["g"] > 0.06) == table["open"]).all()  # Table 16's g0 for power
+    assert "gate_accuracy" in capsys.readouterr().out
+
+
+def test_gate_fitted_on_chat_templated_texts(fitted, tiny_llama_dir, data_dir, tmp_path):
+    assert fit(tiny_llama_dir, data_dir, tmp_path, "--gate-format", "chat", "--no-unembed") == 0
+    chat, raw = artifacts.load(tmp_path, "power"), artifacts.load(fitted, "power")
+    assert chat.settings["gate_format"] == "chat" and raw.settings["gate_format"] == "raw"
+    assert torch.equal(chat.tensors["w"], raw.tensors["w"])  # the value probes do not change
+    assert not torch.equal(chat.tensors["gate_w"], raw.tensors["gate_w"])
