@@ -156,7 +156,7 @@ def test_gate_check_on_the_real_task_prompts(fitted, tiny_llama_dir, tmp_path, c
     table = __import__("pandas").read_csv(out / "gate_check.csv")
     assert set(table["task"]) == {"schwartz_dilemmas_power", "mmlu_conva4"}
     assert len(table) == 1 + 4  # one dilemma, one question of each of the four MMLU subjects
-    assert ((table["g"] > 0.06) == table["open"]).all()  # Table 16's g0 for power
+    assert ((table["g"] > 0.5) == table["open"]).all()  # the probe gate's default g0
     assert "gate_accuracy" in capsys.readouterr().out
 
 

@@ -172,3 +172,17 @@ def test_bad_spec_fields_are_clear(params, message, tmp_path, tiny_llama_dir):
 def test_missing_artifact(tmp_path, tiny_llama_dir):
     with pytest.raises(SpecError, match="does not exist"):
         steered(tiny_llama_dir, conva(tmp_path / "nothing" / "power.json", [0]))
+
+
+def test_default_gate_thresholds(tmp_path, tiny_llama_dir):
+    """The probe gate decides at its own 0.5; Table 16's g0 (DeBERTa scores) is the hf-classifier's."""
+    from steering_models.spec import load_spec
+
+    art = make_artifact(tiny_llama_dir, tmp_path)
+
+    def g0(**kw) -> float:
+        return load_spec(conva(art, [0], **kw)).interventions[0].op.g0
+
+    assert g0(gate={"type": "probe"}) == 0.5
+    assert g0(gate={"type": "hf-classifier", "model": "x"}) == 0.06  # Table 16, power
+    assert g0(gate={"type": "probe"}, g0=0.2) == 0.2

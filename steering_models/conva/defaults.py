@@ -28,3 +28,11 @@ ACC_THRESHOLD = 0.9
 EXCLUDE_LAST = 5
 TEST_FRACTION = 0.3  # the released code's train_size=0.7
 MIN_PAIRS = 10
+
+# g_0 of the offline probe gate (``gate: {type: probe}``): a logistic classifier's own decision threshold.
+# Table 16's g_0 are thresholds on the DeBERTa detector's scores; on the probe gate they are far too low
+# (embedded default, power: g = 0.07-0.14 on chat-templated 5-shot MMLU prompts vs 0.82 on the dilemmas,
+# so power's g_0 = 0.06 opened the gate on every MMLU prompt). Table 16's g_0 stay the defaults of the
+# hf-classifier gate, the paper's own.
+PROBE_GATE_G0 = 0.5
+

@@ -17,7 +17,7 @@ import torch
 
 from steering_models.conva import artifacts
 from steering_models.conva.activations import collect
-from steering_models.conva.defaults import TABLE16
+from steering_models.conva.defaults import PROBE_GATE_G0
 
 
 def _tasks(obj: Any) -> list[Any]:
@@ -69,7 +69,7 @@ def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: in
     unrelated = task_prompts("mmlu_conva4", n, tokenizer, chat)
     rows = []
     for art in arts:
-        threshold = g0 if g0 is not None else TABLE16.get(art.value, (0.0, 0.5))[1]
+        threshold = g0 if g0 is not None else PROBE_GATE_G0
         related = task_prompts(f"schwartz_dilemmas_{art.value.replace('-', '_')}", n, tokenizer, chat)
         for task, prompts in ((f"schwartz_dilemmas_{art.value}", related), ("mmlu_conva4", unrelated)):
             g = gate_scores(model, tokenizer, art, prompts, max_length, batch_size)

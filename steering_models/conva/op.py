@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from steering_models.conva import artifacts
-from steering_models.conva.defaults import TABLE16
+from steering_models.conva.defaults import PROBE_GATE_G0, TABLE16
 from steering_models.conva.gates import Gate, ProbeGate, parse_gate
 from steering_models.conva.identity import model_identity
 from steering_models.errors import spec_error
@@ -100,9 +100,12 @@ class ConvaOp(SteeringOp):
 
     @property
     def g0(self) -> float:
-        """The gate threshold (unused, NaN, with ``gate: none`` for a value outside Table 16)."""
+        """The gate threshold: ``g0:`` if given, else 0.5 for the probe gate (``PROBE_GATE_G0``), else
+        Table 16 (unused, NaN, with ``gate: none`` for a value outside Table 16)."""
         if self._g0 is not None:
             return self._g0
+        if self.gate.kind == "probe":
+            return PROBE_GATE_G0
         return TABLE16.get(str(self.value), (0.0, float("nan")))[1]
 
     def validate(self, config: Any, layers: list[int], where: str) -> None:
