@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from steering_models.conva import artifacts
 from steering_models.conva.__main__ import main
-from steering_models.hooks import find_blocks
+from steering_models.hooks import RowLayout, find_blocks
 from steering_models.lm import SteeredHFLM
 
 CONTEXTS = ["Answer the Question", "Should I always be nice to others", "Now it is your turn",
@@ -166,3 +166,25 @@ def test_gate_fitted_on_chat_templated_texts(fitted, tiny_llama_dir, data_dir, t
     assert chat.settings["gate_format"] == "chat" and raw.settings["gate_format"] == "raw"
     assert torch.equal(chat.tensors["w"], raw.tensors["w"])  # the value probes do not change
     assert not torch.equal(chat.tensors["gate_w"], raw.tensors["gate_w"])
+
+
+def test_steering_gate_reads_the_mean_over_the_prompt(fitted, tiny_llama_dir):
+    """The probe gate inside `op: conva` scores g = sigmoid(gate_w . mean(block output over the prompt's
+    tokens) + gate_b) at the lowest steered layer (hand-computed here), as `fit` trains it by default."""
+    art = artifacts.load(fitted, "power")
+    assert art.settings["gate_pooling"] == "mean"
+    text = "Should I always be nice to others? Question: Is money the most important thing?"
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    layer = min(art.layers)
+    pooled = block_outputs(model, tok, text)[layer].double().mean(0)
+    want = torch.sigmoid(pooled @ art.tensors["gate_w"][layer].double() + float(art.tensors["gate_b"][layer]))
+
+    lm = SteeredHFLM(pretrained=str(tiny_llama_dir), steer=str(fitted / "steer_conva_power.yaml"), device="cpu",
+                     batch_size=1)
+    op = lm.steer_spec.interventions[0].op
+    ids = torch.tensor([lm.tok_encode(text)])
+    with lm.steering.call(ids, [RowLayout(0, ids.shape[1], ids.shape[1])], "score") as ctx, torch.no_grad():
+        lm.model(ids)
+    got = ctx.state[f"conva-g:{id(op)}"]
+    assert torch.allclose(got.double(), want.reshape(1), atol=1e-5)

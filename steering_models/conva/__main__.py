@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=None, help="use the first N pairs (default: all, 100)")
     p.add_argument("--pair-set", choices=PAIR_SETS, default="context_controlled")
     p.add_argument("--pooling", choices=("last", "mean"), default="last")
+    p.add_argument("--gate-pooling", choices=("last", "mean"), default="mean",
+                   help="how the probe gate pools a prompt's tokens (default mean: robust to the chat "
+                        "template's tail)")
     p.add_argument("--threshold", type=float, default=ACC_THRESHOLD, help="select layers with test acc > this")
     p.add_argument("--exclude-last", type=int, default=EXCLUDE_LAST, help="never select the last N layers")
     p.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             from steering_models.default_model import cache_root
 
             cache_dir = args.cache_dir or cache_root() / "conva-activations"
-        settings = FitSettings(pooling=args.pooling, pairs=args.pairs, pair_set=args.pair_set,
+        settings = FitSettings(pooling=args.pooling, gate_pooling=args.gate_pooling, pairs=args.pairs,
+                               pair_set=args.pair_set,
                                test_fraction=args.test_fraction, seed=args.seed, threshold=args.threshold,
                                exclude_last=args.exclude_last, c=args.c, batch_size=args.batch_size,
                                max_length=args.max_length, gate_negatives_n=args.gate_negatives_n,

@@ -51,6 +51,10 @@ class FitSettings:
     max_length: int = 256
     gate_negatives_n: int = 200
     gate_format: str = "raw"  # raw | chat: the gate's training texts as user turns of the chat template
+    # the gate reads the mean over the prompt's tokens: a last-token gate reads the chat template's tail
+    # (embedded default, power: g = 0.82 on a dilemma whose prompt ends "assistant", 0.34 on the same
+    # prompt ending "assistant\n", as lm-eval's generate_until feeds it)
+    gate_pooling: str = "mean"
     caa_layer: int | None = None
     caa_strength: float = 1.0
     min_pairs: int = MIN_PAIRS
@@ -112,10 +116,11 @@ def fit_value(model: Any, tokenizer: Any, identity: dict[str, Any], pairs: Pairs
     settings.update(n_pairs=n, data_file=Path(pairs.source).name)
     if negatives is not None:
         gate_pos = acts
-        if s.gate_format != "raw":
+        if s.gate_format != "raw" or s.gate_pooling != s.pooling:
             formatted = gate_texts(texts, tokenizer, s.gate_format)
             gate_pos = cached_collect(model, tokenizer, formatted, identity, texts_digest(formatted), cache_dir,
-                                      s.pooling, s.batch_size, s.max_length, desc=f"{pairs.value}: gate texts")
+                                      s.gate_pooling, s.batch_size, s.max_length,
+                                      desc=f"{pairs.value}: gate texts")
         xg = torch.cat([gate_pos, negatives])
         yg = torch.cat([torch.ones(len(acts)), torch.zeros(len(negatives))])
         gg = np.concatenate([groups, n + np.arange(len(negatives))])
@@ -191,7 +196,7 @@ def run_fit(pretrained: str, values: list[str], data_dir: str | None, out: Path,
         negatives_texts = gate_texts(negatives_texts, tokenizer, s.gate_format)
         neg_hash = texts_digest(negatives_texts)
         negatives = cached_collect(model, tokenizer, negatives_texts, identity, neg_hash, cache_dir,
-                                   s.pooling, s.batch_size, s.max_length, desc="gate negatives")
+                                   s.gate_pooling, s.batch_size, s.max_length, desc="gate negatives")
     written, errors = [], []
     for pairs in all_pairs:
         try:

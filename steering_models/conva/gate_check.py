@@ -48,7 +48,8 @@ def task_prompts(task: str, n: int, tokenizer: Any, chat: bool) -> list[str]:
 def gate_scores(model: Any, tokenizer: Any, art: artifacts.Artifact, prompts: list[str],
                 max_length: int, batch_size: int) -> torch.Tensor:
     layer = min(art.layers)
-    acts = collect(model, tokenizer, prompts, art.settings.get("pooling", "last"), batch_size, max_length,
+    gate_pooling = art.settings.get("gate_pooling", art.settings.get("pooling", "last"))
+    acts = collect(model, tokenizer, prompts, gate_pooling, batch_size, max_length,
                    desc=f"{art.value}: gate")
     z = acts[:, layer].double() @ art.tensors["gate_w"][layer].double() + float(art.tensors["gate_b"][layer])
     return torch.sigmoid(z)

@@ -136,7 +136,7 @@ class ConvaOp(SteeringOp):
         v = art.tensors["v"][layer].double().to(device)
         if isinstance(self.gate, ProbeGate):
             self.gate.attach(art.tensors["gate_w"], art.tensors["gate_b"])
-        pooling = art.settings.get("pooling", "last")
+        pooling = art.settings.get("gate_pooling", art.settings.get("pooling", "last"))  # the gate's
         key = f"conva-gate:{id(self)}"
         p0, g0 = self.p0, self.g0
 
