@@ -40,16 +40,9 @@ def inconsistency_table(samples: pd.DataFrame, thought_labels: pd.Series) -> pd.
 
 def get_judge_or_explain() -> Any:
     """The configured judge, or a ValueError saying how to configure one."""
-    try:
-        from analysis.judge import get_judge
-    except ImportError as exc:
-        raise ValueError("Table 2 needs the analysis.judge package, which this checkout lacks; install the "
-                         "full package.") from exc
-    judge = get_judge()
-    if judge is None:
-        raise ValueError("Table 2 needs a judge: set VALUE_JUDGE_BASE_URL + VALUE_JUDGE_MODEL (or "
-                         "VALUE_JUDGE_PRETRAINED) in the environment.")
-    return judge
+    from analysis.judge import require_judge
+
+    return require_judge("Table 2")
 
 
 def with_paper(table: pd.DataFrame) -> pd.DataFrame:

@@ -81,15 +81,9 @@ def edge_list_graph(path: str | Path, values: list[str] | None = None) -> ValueG
 
 def judge_graph(values: list[str] | None = None) -> ValueGraph:
     """Template 5 through the configured judge; raises when no judge is available or the reply did not parse."""
-    try:
-        from analysis.judge import get_judge
-    except ImportError as exc:
-        raise ValueError("the judge reference graph needs analysis.judge, which is not installed in this "
-                         "checkout; drop --reference judge or install the judge package.") from exc
-    judge = get_judge()
-    if judge is None:
-        raise ValueError("no judge is configured for the Template 5 reference graph; set VALUE_JUDGE_BASE_URL + "
-                         "VALUE_JUDGE_MODEL (or VALUE_JUDGE_PRETRAINED), or drop --reference judge.")
+    from analysis.judge import require_judge
+
+    judge = require_judge("the Template 5 reference graph (--reference judge)")
     values = list(values or KANG_VALUES)
     verdict = judge.judge("causal_graph", {"values": values})
     if verdict.parsed is None:

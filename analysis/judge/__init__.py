@@ -19,7 +19,7 @@ from analysis.judge.config import JudgeConfig, JudgeConfigError, load_config
 from analysis.judge.errors import JudgeError
 from analysis.judge.judge import Judge, Verdict
 
-__all__ = ["Judge", "JudgeConfig", "JudgeConfigError", "JudgeError", "Verdict", "build_judge",
+__all__ = ["Judge", "require_judge", "JudgeConfig", "JudgeConfigError", "JudgeError", "Verdict", "build_judge",
            "get_judge"]
 
 _JUDGES: dict[JudgeConfig, Judge] = {}
@@ -44,3 +44,13 @@ def get_judge(config: JudgeConfig | None = None) -> Judge | None:
         if config not in _JUDGES:
             _JUDGES[config] = build_judge(config)
         return _JUDGES[config]
+
+
+def require_judge(purpose: str) -> Judge:
+    """The configured judge, or a ValueError saying that ``purpose`` needs one and how to configure it."""
+    judge = get_judge()
+    if judge is None:
+        raise ValueError(f"{purpose} needs a judge: set VALUE_JUDGE_BASE_URL + VALUE_JUDGE_MODEL (or "
+                         "VALUE_JUDGE_PRETRAINED for a local one) in the environment.")
+    return judge
+
