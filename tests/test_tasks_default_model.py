@@ -37,8 +37,11 @@ def test_valuebench_cot_on_default_model(chat):
         log_samples=True,
         metadata={"num_roles": 1, "item_fraction": 0.34},
     )
+    from lm_eval_tasks.valuebench.hooks import build_docs
+
+    n_items = len(build_docs("Economic", "test", num_roles=1, item_fraction=0.34))
     samples = res["samples"]["valuebench_cot_test_economic"]
-    assert len(samples) == 2
+    assert n_items >= 2 and len(samples) == n_items
     for s in samples:
         judged = s["filtered_resps"][0]
         assert judged["output"] == s["resps"][0][0]
@@ -48,4 +51,4 @@ def test_valuebench_cot_on_default_model(chat):
         else:
             assert math.isnan(s["orientation"])
     ll = res["results"]["valuebench_ll_test_economic"]
-    assert ll["n_scored,ll"] == 2.0 and -1.0 <= ll["orientation,ll"] <= 1.0
+    assert ll["n_scored,ll"] == n_items and -1.0 <= ll["orientation,ll"] <= 1.0
