@@ -59,6 +59,20 @@ class CallContext:
         return in_input | (cols >= self.input_ids.shape[1])
 
 
+def generation_layouts(context: torch.Tensor, attention_mask: torch.Tensor | None,
+                       configs: Sequence[int] | None = None) -> list[RowLayout]:
+    """Layouts of a left-padded ``generate`` input: each row's real tokens are all prompt.
+
+    ``configs`` gives each row's spec index (sweeps); default 0 for every row."""
+    layouts = []
+    for i in range(context.shape[0]):
+        real = (attention_mask[i] != 0).nonzero().flatten() if attention_mask is not None \
+            else torch.arange(context.shape[1])
+        offset = int(real[0]) if len(real) else context.shape[1]
+        layouts.append(RowLayout(offset, len(real), len(real), configs[i] if configs is not None else 0))
+    return layouts
+
+
 def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The decoder blocks of a HF causal LM (the ModuleList as long as the model's layer count)."""
     n_layers = text_config(model.config).num_hidden_layers
@@ -128,18 +142,11 @@ class SteeringRuntime:
         ctx = CallContext("score" if phase == "score" else "prefill", input_ids.cpu(), layouts)
         row_config = torch.tensor([lay.config for lay in layouts])
         per_row = len(self.specs) > 1
-        masks = {}
-        for pos in {b[2] for b in self.bound}:
-            # a selector is evaluated only on the rows of the configs that use it (a `match` text need
-            # not occur in the prompts of other configs' rows)
-            users = sorted({b[4] for b in self.bound if b[2] == pos})
-            rows = torch.isin(row_config, torch.tensor(users)) if per_row else None
-            masks[pos] = _prompt_mask(pos, ctx, self.tokenizer, rows)
-        if per_row:
-            masks = {(pos, c): m & (row_config == c).unsqueeze(1)
-                     for pos, m in masks.items() for c in {b[4] for b in self.bound if b[2] == pos}}
-        else:
-            masks = {(pos, b[4]): masks[pos] for b in self.bound for pos in [b[2]]}
+        # one mask per (selector, config), evaluated only on that config's rows (a `match` text need not
+        # occur in the prompts of other configs' rows); each row belongs to one config, so every row's
+        # selector is still evaluated once
+        masks = {(pos, c): _prompt_mask(pos, ctx, self.tokenizer, (row_config == c) if per_row else None)
+                 for pos, c in {(b[2], b[4]) for b in self.bound}}
         step_masks: dict[tuple[Positions, int], torch.Tensor] = {}
         n_input = input_ids.shape[1]
         forwards = 0

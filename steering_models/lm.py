@@ -23,7 +23,7 @@ from lm_eval.models.huggingface import HFLM
 
 from steering_models.default_model import resolve_pretrained
 from steering_models.errors import SpecError
-from steering_models.hooks import RowLayout, SteeringRuntime
+from steering_models.hooks import RowLayout, SteeringRuntime, generation_layouts
 from steering_models.spec import SteerSpec, load_spec
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,7 @@ class SteeredHFLM(HFLM):
                         **generation_kwargs: Any) -> torch.Tensor:
         if not self.steering.active:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
-        attn = generation_kwargs.get("attention_mask")
-        layouts = []
-        for i in range(context.shape[0]):
-            real = (attn[i] != 0).nonzero().flatten() if attn is not None else torch.arange(context.shape[1])
-            offset = int(real[0]) if len(real) else context.shape[1]
-            layouts.append(RowLayout(offset, len(real), len(real)))
+        layouts = generation_layouts(context, generation_kwargs.get("attention_mask"))
         with self.steering.call(context, layouts, "generate"):
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
 

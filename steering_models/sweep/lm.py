@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from steering_models.default_model import resolve_pretrained
 from steering_models.errors import SpecError
-from steering_models.hooks import RowLayout, SteeringRuntime
+from steering_models.hooks import RowLayout, SteeringRuntime, generation_layouts
 from steering_models.lm import SteeredHFLM, _model_config
 from steering_models.spec import SteerSpec
 
@@ -352,11 +352,7 @@ class SweepLM(SteeredHFLM):
                                                           truncation=self.truncation)
                 context_enc, attn = context_enc.to(self.device), attn.to(self.device)
                 max_length = kwargs.pop("max_length", context_enc.shape[1] + max_gen_toks)
-                layouts = []
-                for i, g in enumerate(chunk):
-                    real = (attn[i] != 0).nonzero().flatten()
-                    offset = int(real[0]) if len(real) else context_enc.shape[1]
-                    layouts.append(RowLayout(offset, len(real), len(real), g[0]))
+                layouts = generation_layouts(context_enc, attn, [g[0] for g in chunk])
                 with self.steering.call(context_enc, layouts, "generate"):
                     cont = HFLM._model_generate(self, context=context_enc, attention_mask=attn, stop=until,
                                                 max_length=max_length, **kwargs)
