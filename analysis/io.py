@@ -17,7 +17,6 @@ role_prompt = unsteered with a role / sae_feature / vector / conva / explicit_in
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
@@ -28,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.judge.samples import logged_dict
+
 SAMPLE_COLUMNS = [
     "run", "run_dir", "model", "task", "mode", "config", "steer_kind", "feature", "role_id", "role_name",
     "role_split", "value", "item_id", "agreement", "instruction", "question", "score", "label",
@@ -36,7 +37,6 @@ SAMPLE_COLUMNS = [
 
 _RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
 _SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
-_BARE_FLOAT = re.compile(r"(?<=[:\[,(] )-?(?:nan|inf)(?=[,}\])])")
 _VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
 
 
@@ -183,18 +183,11 @@ def _read_run(label: str, results_path: Path) -> Run:
 
 def parse_response(resp: Any) -> dict[str, Any]:
     """``filtered_resps[0]`` as a dict: lm-eval logs the filter's dict as its Python repr."""
-    if isinstance(resp, dict):
-        return resp
+    parsed = logged_dict(resp)
+    if parsed is not None:
+        return parsed
     if isinstance(resp, str):
-        try:
-            value = ast.literal_eval(resp)
-        except (ValueError, SyntaxError):
-            try:  # a float NaN/inf in the dict is written bare (`nan`), which literal_eval rejects
-                value = ast.literal_eval(_BARE_FLOAT.sub("None", resp))
-            except (ValueError, SyntaxError):
-                return {"answer": resp}
-        if isinstance(value, dict):
-            return value
+        return {"answer": resp}
     if isinstance(resp, (list, tuple)) and resp:
         return parse_response(resp[0])
     return {"answer": resp if isinstance(resp, str) else None}

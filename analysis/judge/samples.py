@@ -50,16 +50,28 @@ def read_samples(path: Path) -> Iterator[dict[str, Any]]:
                     raise ValueError(f"{path}:{n} is not a JSON line; is it an lm-eval samples file?") from None
 
 
+# a float NaN/inf inside a logged dict is written bare (`nan`), which literal_eval rejects
+_BARE_FLOAT = re.compile(r"(?<=[:\[,(] )-?(?:nan|inf)(?=[,}\])])")
+
+
+def logged_dict(value: Any) -> dict[str, Any] | None:
+    """A filter's dict as lm-eval's sample logger wrote it (with str(): a Python dict literal), or None."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str) or not value.startswith("{"):
+        return None
+    for text in (value, _BARE_FLOAT.sub("None", value)):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            continue
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
 def judgment(sample: dict[str, Any]) -> dict[str, Any] | None:
     resps = sample.get("filtered_resps") or []
-    first = resps[0] if resps else None
-    if isinstance(first, str) and first.startswith("{"):
-        # lm-eval's sample logger writes filtered responses with str(): a Python dict literal
-        try:
-            first = ast.literal_eval(first)
-        except (ValueError, SyntaxError):
-            return None
-    return first if isinstance(first, dict) else None
+    return logged_dict(resps[0] if resps else None)
 
 
 def kind_of(sample: dict[str, Any]) -> str | None:
