@@ -86,7 +86,7 @@ def judge_fields(judge: Any, template: str, fields: Sequence[dict[str, str]]) ->
         if hasattr(judge, "judge_many"):
             return list(judge.judge_many(template, list(fields)))
         return [judge.judge(template, f) for f in fields]
-    except RuntimeError as err:  # JudgeError
+    except RuntimeError as err:  # JudgeError, or a local judge model failing at run time
         _judge_failed(err)
         return [None] * len(fields)
 
