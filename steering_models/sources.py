@@ -95,7 +95,8 @@ class VectorSource:
 
 @dataclass(frozen=True)
 class SAERef:
-    """An SAE: a directory saved by sae-lens (``SAE.save_model``) or a sae-lens release + id (hub)."""
+    """An SAE: a directory saved by sae-lens (``SAE.save_model``), ``default`` (the SAE shipped for the
+    embedded default model, ``steering_models.sae``) or a sae-lens release + id (hub)."""
 
     path: Path | None = None
     release: str | None = None
@@ -104,7 +105,9 @@ class SAERef:
     @classmethod
     def from_value(cls, value: Any, where: str, base_dir: Path | None) -> SAERef:
         if isinstance(value, str):
-            path = _resolve(value, base_dir)
+            from steering_models.sae import DEFAULT_ALIASES, shipped_sae_dir
+
+            path = shipped_sae_dir() if value in DEFAULT_ALIASES else _resolve(value, base_dir)
             if not (path / SAE_CFG).is_file():
                 raise spec_error(where, "source.sae", value,
                                  f"is not an SAE directory saved by sae-lens (no {SAE_CFG} in {path})",

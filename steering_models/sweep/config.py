@@ -16,7 +16,8 @@ configs:
   - {name: add-v, interventions: [{layer: 12, op: add, source: {vector: v.safetensors}, strength: 4}]}
   - sae_top_features:                          # one config per feature (x each amount, when a list)
       sae: ./sae_dir                           # or {release: R, sae_id: I}
-      features: [428, 1312]                    # or a file: JSON/YAML list, or whitespace-separated ints
+      features: [428, 1312]                    # or a file: JSON/YAML list, whitespace-separated ints, or the
+                                               # JSON `python -m steering_models.sae top-features` writes
       top_k: 25                                # optional: the first k features of the list
       layer: 12
       op: add                                  # add (default) | scale_feature | clamp_feature
@@ -224,6 +225,8 @@ def _read_features(value: Any, where: str, base_dir: Path | None) -> list[int]:
                 value = [int(tok) for tok in text.split()]
             except ValueError as e:
                 raise _err(where, "features", str(path), f"holds something that is not an integer ({e})") from e
+    if isinstance(value, Mapping) and isinstance(value.get("features"), list):  # `sae top-features` output
+        value = [f.get("feature") if isinstance(f, Mapping) else f for f in value["features"]]
     if not isinstance(value, list) or not value or \
             any(isinstance(f, bool) or not isinstance(f, int) or f < 0 for f in value):
         raise _err(where, "features", value, "must be a non-empty list of non-negative integers (SAE feature ids)")
