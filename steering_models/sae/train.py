@@ -37,13 +37,13 @@ class TrainSettings:
     d_sae: int = 4096
     k: int = 64
     context_size: int = 256
-    train_tokens: int = 700_000
+    train_tokens: int = 250_000
     heldout_tokens: int = 16_384
     heldout_percent: int = 5
     n_prompts: int = 400
-    epochs: float = 3.0
+    epochs: float = 8.0
     batch_size: int = 4096
-    lr: float = 4e-4
+    lr: float = 8e-4
     lr_warm_up_fraction: float = 0.05
     aux_loss_coefficient: float = 1.0
     seed: int = 0
