@@ -198,3 +198,21 @@ def test_shipped_sae_quality_remeasured_on_held_out_text():
     assert now["n_tokens"] == recorded["n_tokens"]
     assert abs(now["explained_variance"] - recorded["explained_variance"]) <= 0.02
     assert now["l0"] <= 64
+
+
+def test_sweep_reads_a_top_features_file(tiny_llama_dir, tiny_tokenizer, topk_sae_dir, tmp_path):
+    """The file `top-features` writes is a sweep's `features:` as is (its order, cut to top_k)."""
+    from sae_lens import SAE
+
+    from steering_models.sae.top_features import write
+    from steering_models.sweep.config import load_sweep
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)).eval()
+    result = top_features(model, tiny_tokenizer, SAE.load_from_disk(str(topk_sae_dir)), 1, PROMPT, "your values", 4)
+    path = write(result, tmp_path / "top.json")
+    sweep = load_sweep({"model": {"pretrained": str(tiny_llama_dir)}, "tasks": ["valuebench_ll_train"],
+                        "configs": ["unsteered", {"sae_top_features": {
+                            "sae": str(topk_sae_dir), "features": str(path), "top_k": 3, "layer": 1,
+                            "strength": 100, "positions": {"match": " your values"}}}]})
+    want = [f["feature"] for f in result["features"][:3]]
+    assert [c.name for c in sweep.configs] == ["unsteered"] + [f"sae-f{f}" for f in want]

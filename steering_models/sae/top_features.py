@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from steering_models.positions import find_text_positions
 from steering_models.sae.activations import block_outputs
@@ -56,7 +57,7 @@ def interpret(model: Any, tokenizer: Any, sae: Any, layer: int, windows: torch.T
     """Per feature, the ``n_examples`` corpus tokens it fires on most, each with ``context`` tokens before it."""
     idx = torch.tensor(features)
     best: dict[int, list[tuple[float, int, int]]] = {f: [] for f in features}
-    for s in range(0, len(windows), batch_size):
+    for s in tqdm(range(0, len(windows), batch_size), desc="top contexts", unit="batch"):
         x = block_outputs(model, layer, windows[s: s + batch_size])[:, 1:]  # skip the attention sink
         f = sae.encode(x.float().to(next(sae.parameters()).dtype)).float()[..., idx]  # [B, T-1, F]
         for j, feat in enumerate(features):
