@@ -98,9 +98,9 @@ def main() -> None:
     ap.add_argument("--peak-sizes", default="512,1024,2048,3072")
     args = ap.parse_args()
 
-    import steering_models._bootstrap  # noqa: F401
     from lm_eval.api.instance import Instance
 
+    import steering_models._bootstrap  # noqa: F401
     from steering_models.default_model import resolve_pretrained
     from steering_models.lm import SteeredHFLM
     from steering_models.spec import SteerSpec
