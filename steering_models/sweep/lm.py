@@ -222,15 +222,14 @@ class SweepLM(SteeredHFLM):
         """HFLM's scoring of each request from its row's logits (``logits[:, j]`` is column
         first_col + cols[j])."""
         where = {int(c): j for j, c in enumerate(cols)}
+        logp_all = torch.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)  # one call for the whole pass
+        best = logp_all.argmax(dim=-1).tolist()
         for i, row in enumerate(chunk):
             config, inp, _ = row
             for ctx, cont in rows[row]:
                 idx = [where[c - first_col] for c in range(len(inp) - len(cont), len(inp))]
-                sl = logits[i, idx]
-                logp = torch.log_softmax(sl, dim=-1, dtype=self.softmax_dtype)
-                cont_t = torch.tensor(cont, dtype=torch.long, device=logp.device)
-                greedy = bool((logp.argmax(dim=-1) == cont_t).all())
-                score = float(logp.gather(1, cont_t.unsqueeze(-1)).sum())
+                greedy = all(best[i][j] == t for j, t in zip(idx, cont, strict=True))
+                score = float(logp_all[i, idx, list(cont)].sum())
                 self._ll[config][(ctx, cont)] = (score, greedy)
 
     # ------------------------------------------------------------------ shared prompt prefixes
