@@ -99,9 +99,12 @@ def main() -> None:
              "configs": ["unsteered", {"vectors": {"file": str(tmp / "vectors.safetensors"), "layer": layer,
                                                    "strength": args.strength, "positions": {"match": " your values"}}}]}
 
+    cpu: dict[str, float] = {"naive": 0.0}
+
     def timed_sweep(out: str, **extra: object) -> tuple[float, dict]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         manifest = run_sweep({**sweep, **extra}, tmp / out, progress=False)
+        cpu[out] = time.process_time() - c0
         return time.perf_counter() - t0, manifest
 
     TaskManager(metadata=metadata)  # warm-up (imports, file cache) so the first timed arm is not penalised
@@ -116,11 +119,12 @@ def main() -> None:
     max_delta, max_old_delta, n_compared = 0.0, 0.0, 0
     m = min(args.naive_configs or args.configs, args.configs)
     for entry, spec in list(zip(manifest["configs"], specs, strict=True))[:m]:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": pretrained, "steer": spec},
                                       tasks=[TASK], task_manager=manager, limit=args.limit,
                                       batch_size=args.batch_size, device="cpu", log_samples=True)
         naive_s += time.perf_counter() - t
+        cpu["naive"] += time.process_time() - c
         ours = loglikelihoods(read_samples(tmp / "sweep" / entry["output"]))
         ref = loglikelihoods(res["samples"])
         assert ours.keys() == ref.keys(), f"config {spec.name}: different requests"
@@ -134,6 +138,7 @@ def main() -> None:
     load_s = manifest["runs"][0]["model_load_s"]
     n = args.configs
     naive_total = naive_s * n / m
+    cpu["naive"] *= n / m
 
     def per_config(man: dict) -> str:
         secs = [e["seconds"] for e in man["configs"]]
@@ -158,6 +163,13 @@ def main() -> None:
         print(f"ratio naive/old sweep: {naive_total / old_s:.2f}x   max |delta loglikelihood| = {max_old_delta:.2e}")
         print(f"ratio old sweep/sweep: {old_s / sweep_s:.2f}x")
     print(f"ratio naive/sweep: {naive_total / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
+    # CPU seconds of this process (all threads): robust to other jobs sharing the machine, unlike wall time
+    line = f"CPU s: naive {cpu['naive']:.1f}" + (f", old sweep {cpu['sweep-old']:.1f}" if args.old else "") + \
+        f", sweep {cpu['sweep']:.1f}; CPU ratio naive/sweep {cpu['naive'] / cpu['sweep']:.2f}x"
+    if args.old:
+        line += f", naive/old sweep {cpu['naive'] / cpu['sweep-old']:.2f}x, old/new sweep " \
+                f"{cpu['sweep-old'] / cpu['sweep']:.2f}x"
+    print(line)
 
 
 if __name__ == "__main__":

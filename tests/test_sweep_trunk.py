@@ -19,13 +19,12 @@ from steering_models.sweep.lm import SweepLM
 from steering_models.sweep.trunk import branch_point
 
 QUESTIONS = ["Should I always be nice to others?", "Is money the most important thing?",
-             "Should I always be a happy person?", "Is it good to be tough?", "Should I feel accomplishment?",
-             "Is a good mood important?", "Should I protect myself?"]
+             "Should I always be a happy person?", "Is it good to be tough?", "Should I protect myself?"]
 ROLES = ["", "Gender: female; Job: Energy Manager, MBTI: ESTP", "Gender: male; Job: Nurse, MBTI: INFP"]
 
 
 def requests() -> list[Instance]:
-    """3 roles x 7 items x " yes"/" no" (the loglikelihood questionnaire)."""
+    """3 roles x 5 items x " yes"/" no" (the loglikelihood questionnaire)."""
     pairs = [(render_ll_context(render_prompt(q, trait)), c) for trait in ROLES for q in QUESTIONS
              for c in (" yes", " no")]
     return [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
@@ -46,12 +45,16 @@ def vec(tmp_path_factory) -> str:
     return str(out / "v.safetensors")
 
 
+_SOLO: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+
+
 def solo(model_dir: str, specs: list[SteerSpec]) -> list[list[tuple[float, bool]]]:
-    out = []
+    """Each config alone in steered-hf (one model per config, as a naive run); kept across this file's tests."""
     for spec in specs:
-        lm = SteeredHFLM(pretrained=model_dir, steer=spec, device="cpu", batch_size=4)
-        out.append(lm.loglikelihood(requests(), disable_tqdm=True))
-    return out
+        if (model_dir, spec.name) not in _SOLO:
+            lm = SteeredHFLM(pretrained=model_dir, steer=spec, device="cpu", batch_size=4)
+            _SOLO[model_dir, spec.name] = lm.loglikelihood(requests(), disable_tqdm=True)
+    return [_SOLO[model_dir, spec.name] for spec in specs]
 
 
 def block_columns(sweep: SweepLM) -> tuple[list[int], list]:
@@ -86,7 +89,7 @@ def test_kang_workload_equals_each_config_alone(tiny_model_dir, vec, share_prefi
     for k in range(1, len(specs)):  # every steering changes the scores (so equality is not vacuous)
         assert [s for s, _ in expected[k]] != pytest.approx([s for s, _ in expected[0]], abs=1e-3)
 
-    # batch_size 2: passes of at most 8 rows, so 2 items x 4 configs a pass; a role's 7 items take 4 passes
+    # batch_size 2: passes of at most 8 rows, so 2 inputs x 4 configs a pass
     sweep = SweepLM(pretrained=str(tiny_model_dir), specs=specs, device="cpu", batch_size=2,
                     share_prefix=share_prefix)
     seen, handles = block_columns(sweep)
@@ -106,7 +109,7 @@ def test_kang_workload_equals_each_config_alone(tiny_model_dir, vec, share_prefi
     # one row per distinct model input (context + continuation[:-1]) and config, all in the first call
     inputs = {tuple((c + t)[:-1]) for c, t in (sweep._encode_pair(*r.args) for r in requests())}
     per_role = len(inputs) // 3
-    assert len(inputs) == 3 * per_role and per_role in (7, 14)
+    assert len(inputs) == 3 * per_role and per_role in (5, 10)
     assert sweep.forward_rows == len(inputs) * 4
     # blocks 0 and 1 are the trunk (each input once), block 2 runs every input for each of the 4 configs
     assert seen[0] == seen[1] and seen[2] == 4 * seen[0]
