@@ -10,15 +10,22 @@ value. Configs: unsteered + (N-1) `add` interventions of random unit vectors x `
 - sweep: `steering_models.sweep.run_sweep` (one model load, configs scored together in shared batches,
   standard lm-eval output per config), timed end to end including its task indexing.
 
+- old sweep (`--old`): the same sweep without the shared trunk (`share_trunk: false`: each config's rows run
+  every block; a role's prompt prefix once per group of 4 x batch_size rows), in the same run.
+- `--naive-configs M`: run the naive baseline for the first M configs only and scale its time to N
+  (each naive config is an independent run of the same cost: a load and the same requests); printed as such.
+
 The scores of both are compared (max |delta loglikelihood| over every logged request).
 
     python bench/sweep_vs_naive.py [--pretrained default | --tiny] [--configs 8] [--num-roles 1] [--limit 2]
+                                   [--old] [--naive-configs M]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -66,6 +73,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--strength", type=float, default=4.0)
     ap.add_argument("--no-share-prefix", action="store_true", help="sweep without shared-prefix KV reuse")
+    ap.add_argument("--old", action="store_true", help="also time the sweep without the shared trunk")
+    ap.add_argument("--naive-configs", type=int, default=None, help="naive runs for the first M configs only")
     args = ap.parse_args()
 
     import lm_eval
@@ -90,40 +99,77 @@ def main() -> None:
              "configs": ["unsteered", {"vectors": {"file": str(tmp / "vectors.safetensors"), "layer": layer,
                                                    "strength": args.strength, "positions": {"match": " your values"}}}]}
 
-    t0 = time.perf_counter()
-    manifest = run_sweep(sweep, tmp / "sweep", progress=False)
-    sweep_s = time.perf_counter() - t0
+    cpu: dict[str, float] = {"naive": 0.0}
+
+    def timed_sweep(out: str, **extra: object) -> tuple[float, dict]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        manifest = run_sweep({**sweep, **extra}, tmp / out, progress=False)
+        cpu[out] = time.process_time() - c0
+        return time.perf_counter() - t0, manifest
+
+    TaskManager(metadata=metadata)  # warm-up (imports, file cache) so the first timed arm is not penalised
+    sweep_s, manifest = timed_sweep("sweep")
+    old_s, old_manifest = timed_sweep("sweep-old", share_trunk=False) if args.old else (0.0, None)
 
     from steering_models.sweep import load_sweep
 
     specs = load_sweep(sweep).configs
     manager = TaskManager(metadata=metadata)
-    naive_s, load_s = 0.0, 0.0
-    max_delta, n_compared = 0.0, 0
-    for entry, spec in zip(manifest["configs"], specs, strict=True):
-        t = time.perf_counter()
+    naive_s = 0.0
+    max_delta, max_old_delta, n_compared = 0.0, 0.0, 0
+    m = min(args.naive_configs or args.configs, args.configs)
+    for entry, spec in list(zip(manifest["configs"], specs, strict=True))[:m]:
+        t, c = time.perf_counter(), time.process_time()
         res = lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": pretrained, "steer": spec},
                                       tasks=[TASK], task_manager=manager, limit=args.limit,
                                       batch_size=args.batch_size, device="cpu", log_samples=True)
         naive_s += time.perf_counter() - t
+        cpu["naive"] += time.process_time() - c
         ours = loglikelihoods(read_samples(tmp / "sweep" / entry["output"]))
         ref = loglikelihoods(res["samples"])
         assert ours.keys() == ref.keys(), f"config {spec.name}: different requests"
         for key, value in ref.items():
             max_delta = max(max_delta, abs(value - ours[key]))
+        if old_manifest is not None:
+            old = loglikelihoods(read_samples(tmp / "sweep-old" / entry["output"]))
+            for key, value in ref.items():
+                max_old_delta = max(max_old_delta, abs(value - old[key]))
         n_compared += len(ref)
     load_s = manifest["runs"][0]["model_load_s"]
-
     n = args.configs
+    naive_total = naive_s * n / m
+    cpu["naive"] *= n / m
+
+    def per_config(man: dict) -> str:
+        secs = [e["seconds"] for e in man["configs"]]
+        return f"first config (computes the pass) {secs[0]:.1f} s, each other config (lm-eval only) " \
+               f"{sum(secs[1:]) / max(1, len(secs) - 1):.1f} s"
+
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
-          f"{torch.__version__}; model {'tiny random Llama (3 layers, d=64)' if args.tiny else pretrained} "
+          f"{torch.__version__}; load average {os.getloadavg()[0]:.1f} at the end; model "
+          f"{'tiny random Llama (3 layers, d=64)' if args.tiny else pretrained} "
           f"({config.num_hidden_layers} layers, d_model {d_model}, {config.torch_dtype})")
     print(f"task {TASK}, num_roles={args.num_roles}, limit={args.limit:g} per value, {n} configs "
           f"(unsteered + {n - 1} add @ layer {layer}), batch size {args.batch_size}, {n_compared} requests compared")
-    print(f"naive  (N x steered-hf, N model loads): {naive_s:8.1f} s  ({naive_s / n:.2f} s/config)")
+    scaled = f" (measured {m} configs: {naive_s:.1f} s, scaled x{n}/{m})" if m < n else ""
+    print(f"naive  (N x steered-hf, N model loads): {naive_total:8.1f} s  ({naive_total / n:.2f} s/config){scaled}")
     mode = "rows only" if args.no_share_prefix else "shared-prefix KV"
-    print(f"sweep  (1 load {load_s:.1f} s, {mode}):   {sweep_s:8.1f} s  ({sweep_s / n:.2f} s/config)")
-    print(f"ratio naive/sweep: {naive_s / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
+    if old_manifest is not None:
+        print(f"old sweep (1 load, {mode}, no shared trunk): {old_s:8.1f} s  ({old_s / n:.2f} s/config); "
+              f"{per_config(old_manifest)}")
+    print(f"sweep  (1 load {load_s:.1f} s, {mode}, shared trunk): {sweep_s:8.1f} s  ({sweep_s / n:.2f} s/config); "
+          f"{per_config(manifest)}")
+    if old_manifest is not None:
+        print(f"ratio naive/old sweep: {naive_total / old_s:.2f}x   max |delta loglikelihood| = {max_old_delta:.2e}")
+        print(f"ratio old sweep/sweep: {old_s / sweep_s:.2f}x")
+    print(f"ratio naive/sweep: {naive_total / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
+    # CPU seconds of this process (all threads): robust to other jobs sharing the machine, unlike wall time
+    line = f"CPU s: naive {cpu['naive']:.1f}" + (f", old sweep {cpu['sweep-old']:.1f}" if args.old else "") + \
+        f", sweep {cpu['sweep']:.1f}; CPU ratio naive/sweep {cpu['naive'] / cpu['sweep']:.2f}x"
+    if args.old:
+        line += f", naive/old sweep {cpu['naive'] / cpu['sweep-old']:.2f}x, old/new sweep " \
+                f"{cpu['sweep-old'] / cpu['sweep']:.2f}x"
+    print(line)
 
 
 if __name__ == "__main__":

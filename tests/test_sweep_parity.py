@@ -62,9 +62,11 @@ def gen_requests() -> list[Instance]:
     return [Instance("generate_until", {}, (p, dict(kwargs)), i) for i, p in enumerate(PROMPTS)]
 
 
-@pytest.mark.parametrize("share_prefix", [False, True], ids=["rows", "shared-prefix-kv"])
-def test_mixed_batch_equals_each_config_alone(specs, tiny_model_dir, share_prefix):
-    """Llama- and Gemma-style (sliding-window KV cache) models; rows only, and shared prefixes in a KV cache."""
+@pytest.mark.parametrize(("share_prefix", "share_trunk"), [(False, True), (True, True), (True, False)],
+                         ids=["rows", "shared-prefix-kv", "no-trunk"])
+def test_mixed_batch_equals_each_config_alone(specs, tiny_model_dir, share_prefix, share_trunk):
+    """Llama- and Gemma-style (sliding-window KV cache) models; rows only, and shared prefixes in a KV cache;
+    with the shared trunk (default) and without (per-config prefix groups)."""
     solo_ll, solo_gen = [], []
     for spec in specs:
         lm = SteeredHFLM(pretrained=str(tiny_model_dir), steer=spec, device="cpu", batch_size=1)
@@ -75,7 +77,7 @@ def test_mixed_batch_equals_each_config_alone(specs, tiny_model_dir, share_prefi
         assert [s for s, _ in solo_ll[k]] != pytest.approx([s for s, _ in solo_ll[0]], abs=1e-3)
 
     sweep = SweepLM(pretrained=str(tiny_model_dir), specs=specs, device="cpu", batch_size=5,
-                    share_prefix=share_prefix)
+                    share_prefix=share_prefix, share_trunk=share_trunk)
     # model inputs (context + continuation[:-1]): " no" and " to" are one token each, so they share a row
     inputs = set()
     for r in ll_requests():

@@ -8,6 +8,7 @@ limit: null                                    # lm_eval --limit
 batch_size: 8                                  # rows per forward pass (rows of all configs of a pass)
 configs_per_pass: 8                            # configs scored together in shared batches
 share_prefix: true                             # loglikelihood: run a prompt prefix shared by rows once (KV cache)
+share_trunk: true                              # loglikelihood: blocks below the lowest steered one run once per input
 include_path: null                             # extra task folder (lm_eval --include_path)
 apply_chat_template: false
 configs:
@@ -45,7 +46,7 @@ from steering_models.errors import SpecError
 from steering_models.spec import SteerSpec, load_spec
 
 TOP_FIELDS = {"model", "tasks", "metadata", "limit", "batch_size", "configs_per_pass", "include_path",
-              "apply_chat_template", "share_prefix", "configs"}
+              "apply_chat_template", "share_prefix", "share_trunk", "configs"}
 GENERATORS = {"sae_top_features", "vectors"}
 AMOUNT_FIELD = {"add": "strength", "scale_feature": "factor", "clamp_feature": "value"}
 
@@ -77,6 +78,7 @@ class Sweep:
     apply_chat_template: bool = False
     share_prefix: bool = True
     path: str | None = None
+    share_trunk: bool = True
 
     @property
     def pretrained(self) -> str:
@@ -88,7 +90,7 @@ class Sweep:
 
     def fingerprint(self, model_fingerprint: str) -> str:
         """What a resumed sweep must share with the one that wrote the folder (all but the speed settings
-        configs_per_pass and share_prefix)."""
+        configs_per_pass, share_prefix and share_trunk)."""
         parts = {"model": self.model, "model_fingerprint": model_fingerprint, "tasks": self.tasks,
                  "metadata": self.metadata, "limit": self.limit, "batch_size": self.batch_size,
                  "include_path": self.include_path, "apply_chat_template": self.apply_chat_template,
@@ -159,7 +161,8 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
         include_path = str(resolved)
     chat = data.get("apply_chat_template", False)
     share = data.get("share_prefix", True)
-    for key, value in (("apply_chat_template", chat), ("share_prefix", share)):
+    trunk = data.get("share_trunk", True)
+    for key, value in (("apply_chat_template", chat), ("share_prefix", share), ("share_trunk", trunk)):
         if not isinstance(value, bool):
             raise _err(where, key, value, "must be true or false")
     entries = data.get("configs")
@@ -175,7 +178,7 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
                              f"and {i} after expansion). Give each config a distinct `name`.")
         seen[spec.name] = i
     return Sweep(model, tuple(tasks), tuple(configs), dict(metadata), limit, ints["batch_size"],
-                 ints["configs_per_pass"], include_path, chat, share, path)
+                 ints["configs_per_pass"], include_path, chat, share, path, trunk)
 
 
 def _expand(entry: Any, where: str, base_dir: Path | None) -> list[SteerSpec]:

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -48,9 +49,10 @@ from tqdm import tqdm
 
 from steering_models.default_model import resolve_pretrained
 from steering_models.errors import SpecError
-from steering_models.hooks import RowLayout, SteeringRuntime, generation_layouts
+from steering_models.hooks import RowLayout, SteeringRuntime, find_blocks, generation_layouts
 from steering_models.lm import SteeredHFLM, _model_config
 from steering_models.spec import SteerSpec
+from steering_models.sweep.trunk import branch_point, branched
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class SweepLM(SteeredHFLM):
     """A HuggingFace causal LM with N steering specs, evaluated config by config (module docstring)."""
 
     def __init__(self, pretrained: Any = "default", specs: Sequence[SteerSpec] = (), share_prefix: bool = True,
-                 min_shared_prefix: int = 16, **kwargs: Any) -> None:
+                 min_shared_prefix: int = 16, share_trunk: bool = True, **kwargs: Any) -> None:
         specs = tuple(specs) or (SteerSpec(),)
         pretrained = resolve_pretrained(pretrained)
         if any(not s.is_empty for s in specs):
@@ -93,9 +95,11 @@ class SweepLM(SteeredHFLM):
         self._ll: dict[int, dict[LLKey, tuple[float, bool]]] = {}
         self._gen: dict[int, dict[GenKey, str]] = {}
         self._released: set[int] = set()
-        self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
-        self.forward_rows = 0  # rows sent through the model (for benchmarks)
-        self.forward_tokens = 0  # token columns run through the model, padding included (for benchmarks)
+        self.share_prefix, self.min_shared_prefix, self.share_trunk = share_prefix, min_shared_prefix, share_trunk
+        self.n_layers = len(find_blocks(self.model))
+        self.forward_rows = 0  # rows (one per config and input) scored by the model (for benchmarks)
+        self.forward_tokens = 0  # token columns run per config, padding included (for benchmarks)
+        self.layer_tokens = 0  # token columns x blocks actually run (a shared trunk counts once; benchmarks)
         self.select(0)
 
     # ------------------------------------------------------------------ which config is evaluated
@@ -159,6 +163,9 @@ class SweepLM(SteeredHFLM):
         pbar = tqdm(total=len(order), disable=disable_tqdm or self.rank != 0,
                     desc=f"Sweep loglikelihood ({len(todo)} configs)")
         plain: list[Row] = []
+        if self.share_trunk:
+            self._score_trunk(rows, 4 * bs, pbar)
+            order = []
         for group in self._prefix_groups(order, 4 * bs):
             if len(group) < 2 or not self._score_shared(group, rows):
                 plain.extend(group)
@@ -175,6 +182,7 @@ class SweepLM(SteeredHFLM):
                 logits = self._head(self.model(input_ids=batch, **self._keep(cols)).logits, cols)
             self.forward_rows += len(chunk)
             self.forward_tokens += batch.numel()
+            self.layer_tokens += batch.numel() * self.n_layers
             self._collect(chunk, logits, cols, 0, rows)
             pbar.update(len(chunk))
         pbar.close()
@@ -214,15 +222,14 @@ class SweepLM(SteeredHFLM):
         """HFLM's scoring of each request from its row's logits (``logits[:, j]`` is column
         first_col + cols[j])."""
         where = {int(c): j for j, c in enumerate(cols)}
+        logp_all = torch.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)  # one call for the whole pass
+        best = logp_all.argmax(dim=-1).tolist()
         for i, row in enumerate(chunk):
             config, inp, _ = row
             for ctx, cont in rows[row]:
                 idx = [where[c - first_col] for c in range(len(inp) - len(cont), len(inp))]
-                sl = logits[i, idx]
-                logp = torch.log_softmax(sl, dim=-1, dtype=self.softmax_dtype)
-                cont_t = torch.tensor(cont, dtype=torch.long, device=logp.device)
-                greedy = bool((logp.argmax(dim=-1) == cont_t).all())
-                score = float(logp.gather(1, cont_t.unsqueeze(-1)).sum())
+                greedy = all(best[i][j] == t for j, t in zip(idx, cont, strict=True))
+                score = float(logp_all[i, idx, list(cont)].sum())
                 self._ll[config][(ctx, cont)] = (score, greedy)
 
     # ------------------------------------------------------------------ shared prompt prefixes
@@ -304,8 +311,126 @@ class SweepLM(SteeredHFLM):
                                                **{self._cache_arg: cache}).logits, cols)
         self.forward_rows += len(group)
         self.forward_tokens += prefix + batch[:, prefix:].numel()
+        self.layer_tokens += (prefix + batch[:, prefix:].numel()) * self.n_layers
         self._collect(group, logits, cols, prefix, rows)
         return True
+
+    # ------------------------------------------------------------------ shared trunk (all configs of a pass)
+    def _score_trunk(self, rows: dict[Row, list[LLKey]], most: int, pbar: Any) -> None:
+        """Score every row with a shared trunk (``trunk.py``): each distinct input runs once below the
+        branch point for all the configs that need it. Inputs with a long common prefix (one role's
+        items) form one group however many they are: its prefix runs once per config (chunks of at most
+        ``most`` configs), and its inputs then run against that prefix's KV cache ``max(1, most // k)`` at
+        a time, so no pass holds more than ``max(most, k)`` rows' activations and KV cache."""
+        need: dict[tuple[tuple[int, ...], int], list[int]] = {}
+        for config, inp, prompt_len in rows:
+            need.setdefault((inp, prompt_len), []).append(config)
+        by_set: dict[tuple[tuple[int, ...], bool], list[tuple[tuple[int, ...], int]]] = {}
+        for key, configs in need.items():
+            safe = tuple(sorted(c for c in configs if self._prefix_safe(c)))
+            other = tuple(sorted(c for c in configs if not self._prefix_safe(c)))
+            for part, ok in ((safe, True), (other, False)):
+                if part:
+                    by_set.setdefault((part, ok), []).append(key)
+        for (configs, ok), inputs in by_set.items():
+            inputs.sort()
+            share = ok and self.share_prefix
+            groups = self._input_groups(inputs) if share else [inputs]
+            for group in groups:
+                for start in range(0, len(configs), most):
+                    part = configs[start:start + most]
+                    self._score_branched(group, part, rows, most, share)
+                    pbar.update(len(group) * len(part))
+
+    def _input_groups(self, inputs: list[tuple[tuple[int, ...], int]]) -> list[list[tuple[tuple[int, ...], int]]]:
+        """Sorted inputs -> runs of neighbours with a common prefix of at least ``min_shared_prefix`` tokens
+        and at least half the first pair's (a new role starts a new group)."""
+        groups: list[list[tuple[tuple[int, ...], int]]] = []
+        shared = 0
+        for item in inputs:
+            if groups:
+                group = groups[-1]
+                n = _common_prefix(group[0][0], item[0])
+                if n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.5 * shared):
+                    shared = n if len(group) == 1 else shared
+                    group.append(item)
+                    continue
+            groups.append([item])
+        return groups
+
+    def _shared_prefix(self, group: list[tuple[tuple[int, ...], int]], configs: Sequence[int]) -> int:
+        """Columns the group's inputs can take from one prefix pass: their common prefix, before the first
+        continuation logit any needs and before the first column where a steering selector of ``configs``
+        marks the inputs differently; 0 when under ``min_shared_prefix`` or for a single input."""
+        from steering_models.hooks import CallContext, _prompt_mask
+
+        if len(group) < 2:
+            return 0
+        prefix = min(_common_prefix(group[0][0], inp) for inp, _ in group)
+        prefix = min([prefix] + [pl - 1 for _, pl in group])
+        selectors = {b[2] for b in self.steering.bound if b[4] in configs}
+        if selectors and prefix >= self.min_shared_prefix:
+            batch = self._pad([(0, inp, pl) for inp, pl in group], max(len(inp) for inp, _ in group))
+            probe = CallContext("score", batch.cpu(), [RowLayout(0, pl, len(inp)) for inp, pl in group])
+            for pos in selectors:
+                mask = _prompt_mask(pos, probe, self.tokenizer)[:, :prefix]
+                differs = (mask != mask[:1]).any(dim=0).nonzero()
+                if len(differs):
+                    prefix = int(differs[0])
+        return prefix if prefix >= self.min_shared_prefix else 0
+
+    @contextmanager
+    def _steering_of(self, configs: Sequence[int]) -> Iterator[None]:
+        """Only the interventions of ``configs`` are hooked (a branched pass carries no other config's
+        rows, and a hook below the branch point would see the trunk's unrepeated batch)."""
+        bound = self.steering.bound
+        self.steering.bound = [b for b in bound if b[4] in configs]
+        try:
+            yield
+        finally:
+            self.steering.bound = bound
+
+    def _score_branched(self, group: list[tuple[tuple[int, ...], int]], configs: Sequence[int],
+                        rows: dict[Row, list[LLKey]], most: int, share: bool) -> None:
+        import copy
+
+        k = len(configs)
+        point = branch_point(self.steering.bound, configs, self.n_layers)
+        trunk_layers = point[0] + point[1]
+        blocks = find_blocks(self.model)
+        prefix = self._shared_prefix(group, configs) if share else 0
+        cache = None
+        if prefix:
+            inp, prompt_len = group[0]
+            one = self._pad([(0, inp, prompt_len)], len(inp))
+            layouts = [RowLayout(0, prompt_len, len(inp), c) for c in configs]
+            with torch.no_grad(), self._autocast(), branched(blocks, point, 1, k), \
+                    self._steering_of(configs), self.steering.call(one.repeat(k, 1), layouts, "score"):
+                out = self.model(input_ids=one[:, :prefix], use_cache=True, **self._keep(None))
+            cache = out["cache"] if "cache" in out else out["past_key_values"]
+            self.forward_tokens += k * prefix
+            self.layer_tokens += prefix * (trunk_layers + k * (self.n_layers - trunk_layers))
+        m = max(1, most // k)
+        for start in range(0, len(group), m):
+            chunk = group[start:start + m]
+            width = max(len(inp) for inp, _ in chunk)
+            batch = self._pad([(0, inp, pl) for inp, pl in chunk], width)
+            expanded: list[Row] = [(c, inp, pl) for c in configs for inp, pl in chunk]  # config-major
+            layouts = [RowLayout(0, pl, len(inp), c) for c, inp, pl in expanded]
+            cols = self._needed_columns(expanded, rows, prefix)
+            kwargs: dict[str, Any] = {"use_cache": False}
+            if cache is not None:
+                rep = copy.deepcopy(cache)
+                rep.batch_repeat_interleave(len(chunk))
+                kwargs = {"use_cache": True, self._cache_arg: rep}
+            with torch.no_grad(), self._autocast(), branched(blocks, point, len(chunk), k), \
+                    self._steering_of(configs), self.steering.call(batch.repeat(k, 1), layouts, "score", start=prefix):
+                logits = self._head(self.model(input_ids=batch[:, prefix:], **self._keep(cols), **kwargs).logits, cols)
+            cols_run = len(chunk) * (width - prefix)
+            self.forward_rows += len(expanded)
+            self.forward_tokens += k * cols_run
+            self.layer_tokens += cols_run * (trunk_layers + k * (self.n_layers - trunk_layers))
+            self._collect(expanded, logits, cols, prefix, rows)
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:

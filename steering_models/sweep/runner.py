@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,28 @@ def _new_manifest(sweep: Sweep, sweep_hash: str, pretrained: str, model_fp: str,
     }
 
 
+@contextmanager
+def _env_info_once(lm_eval: Any) -> Iterator[None]:
+    """lm-eval's ``simple_evaluate`` adds the environment info (torch's ``collect_env``: ``pip list`` and
+    other subprocesses, seconds per call) to every results file. Within one sweep process it is the same
+    for every config, so it is collected once and copied into each config's results."""
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.add_env_info
+    cached: dict[str, Any] = {}
+
+    def add_env_info(storage: dict[str, Any]) -> None:
+        if not cached:
+            original(cached)
+        storage.update(json.loads(json.dumps(cached)))
+
+    evaluator.add_env_info = add_env_info
+    try:
+        yield
+    finally:
+        evaluator.add_env_info = original
+
+
 def _is_done(folder: Path, entry: dict[str, Any]) -> bool:
     return entry["status"] == "done" and any((folder / entry["output"]).rglob("results_*.json"))
 
@@ -176,10 +199,22 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
 
         kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     lm = SweepLM(pretrained=pretrained, specs=specs, batch_size=sweep.batch_size, share_prefix=sweep.share_prefix,
-                 **kwargs)
+                 share_trunk=sweep.share_trunk, **kwargs)
     run["model_load_s"] = round(time.perf_counter() - t0, 3)
     bar = tqdm(total=len(mine), initial=len(mine) - len(pending), desc="sweep configs", unit="config",
                disable=not progress)
+    with _env_info_once(lm_eval):
+        _run_configs(lm, sweep, specs, pending, folder, manifest, run, manager, bar, lm_eval, EvaluationTracker)
+    bar.close()
+    run["finished"] = _now()
+    run["seconds"] = round(time.perf_counter() - t0, 3)
+    _write_manifest(folder, manifest)
+    return manifest
+
+
+def _run_configs(lm: Any, sweep: Sweep, specs: list, pending: list[dict[str, Any]], folder: Path,
+                 manifest: dict[str, Any], run: dict[str, Any], manager: Any, bar: Any, lm_eval: Any,
+                 tracker_cls: Any) -> None:
     per_pass = sweep.configs_per_pass
     for start in range(0, len(pending), per_pass):
         wave = list(range(start, min(start + per_pass, len(pending))))
@@ -193,7 +228,7 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
             shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
             try:
-                _evaluate_into(lm, sweep, spec, manager, partial, lm_eval, EvaluationTracker)
+                _evaluate_into(lm, sweep, spec, manager, partial, lm_eval, tracker_cls)
             except Exception as e:  # recorded for the manifest's reader, then raised as is
                 entry.update(status="failed", error=f"{type(e).__name__}: {e}"[:2000])
                 _write_manifest(folder, manifest)
@@ -205,11 +240,6 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
             run["configs"].append(entry["index"])
             _write_manifest(folder, manifest)
             bar.update(1)
-    bar.close()
-    run["finished"] = _now()
-    run["seconds"] = round(time.perf_counter() - t0, 3)
-    _write_manifest(folder, manifest)
-    return manifest
 
 
 def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path, lm_eval: Any,
