@@ -25,6 +25,9 @@ N=${NICE:+nice -n $NICE}
 mkdir -p "$OUT/runs" "$OUT/sweeps"
 if [ -z "${VALUE_JUDGE_BASE_URL:-}" ] && [ -z "${VALUE_JUDGE_KIND:-}" ]; then
   export VALUE_JUDGE_KIND=local VALUE_JUDGE_PRETRAINED=default
+  # the local judge generates at batch 1 on CPU: 8 reply tokens hold the label the parsers read first
+  # (CSR "Yes"/"No", FR "True"/"False" + a reason the score does not use) instead of the templates' 64
+  export VALUE_JUDGE_MAX_TOKENS=${VALUE_JUDGE_MAX_TOKENS:-8}
 fi
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 done_run() { compgen -G "$1/*/results_*.json" > /dev/null; }  # lm-eval wrote its results JSON
