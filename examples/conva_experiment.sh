@@ -37,7 +37,7 @@ for v in ${VALUES//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || fit_d
 if [ $fit_done = 0 ]; then
   stamp "fit $VALUES ($PAIRS pairs)"
   $N python -m steering_models.conva fit --pretrained default --values "$VALUES" --pairs "$PAIRS" \
-    --gate-format chat --no-unembed --out "$OUT/conva_out"
+    --gate-format chat --gate-layers lowest --no-unembed --out "$OUT/conva_out"
 fi
 
 M=pretrained=default,dtype=float32

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-negatives", default="auto",
                    help="MMLU folder for the probe gate's unrelated texts; auto = <data-dir>/../mmlu; none = no gate")
     p.add_argument("--gate-negatives-n", type=int, default=200)
+    p.add_argument("--gate-layers", choices=("all", "lowest"), default="all",
+                   help="fit the gate probe at every layer, or only at the lowest selected layer (where the "
+                        "written steering files read it; much faster on CPU)")
     p.add_argument("--gate-format", choices=("raw", "chat"), default="raw",
                    help="train the gate on the texts as they are, or chat-templated (for --apply_chat_template runs)")
     p.add_argument("--caa-layer", type=int, default=None, help="CAA steering layer (default: middle selected layer)")
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                                test_fraction=args.test_fraction, seed=args.seed, threshold=args.threshold,
                                exclude_last=args.exclude_last, c=args.c, batch_size=args.batch_size,
                                max_length=args.max_length, gate_negatives_n=args.gate_negatives_n,
-                               gate_format=args.gate_format,
+                               gate_format=args.gate_format, gate_layers=args.gate_layers,
                                caa_layer=args.caa_layer, caa_strength=args.caa_strength,
                                min_pairs=args.min_pairs)
         written, errors = run_fit(args.pretrained, values, args.data_dir, args.out, settings, gate_neg,
