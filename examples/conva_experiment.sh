@@ -32,12 +32,17 @@ fi
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 done_run() { compgen -G "$1/*/results_*.json" > /dev/null; }  # lm-eval wrote its results JSON
 
-fit_done=1
-for v in ${VALUES//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || fit_done=0; done
-if [ $fit_done = 0 ]; then
-  stamp "fit $VALUES ($PAIRS pairs)"
-  $N python -m steering_models.conva fit --pretrained default --values "$VALUES" --pairs "$PAIRS" \
+todo=""  # values without steering files yet (activations are cached: a refit after a kill is cheap)
+for v in ${VALUES//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || todo+="$v,"; done
+if [ -n "$todo" ]; then
+  stamp "fit ${todo%,} ($PAIRS pairs)"
+  $N python -m steering_models.conva fit --pretrained default --values "${todo%,}" --pairs "$PAIRS" \
     --gate-format chat --gate-layers lowest --no-unembed --out "$OUT/conva_out"
+fi
+if [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
+  stamp "gate-check"
+  $N python -m steering_models.conva gate-check --artifacts "$OUT/conva_out" --values "$VALUES" \
+    --n "$DILEMMAS" --apply-chat-template --out "$OUT/gate_check" | tee "$OUT/gate_check.txt"
 fi
 
 M=pretrained=default,dtype=float32
@@ -84,11 +89,6 @@ if [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -lt $((3 * $(echo 
   $N python -m steering_models.sweep run "$sw/sweep.yaml" --out "$sw" --no-progress
 fi
 
-if [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
-  stamp "gate-check"
-  $N python -m steering_models.conva gate-check --artifacts "$OUT/conva_out" --values "$VALUES" \
-    --n "$DILEMMAS" --apply-chat-template --out "$OUT/gate_check" | tee "$OUT/gate_check.txt"
-fi
 
 stamp "leaderboard"
 python -m analysis leaderboard "$OUT"/runs/* "$OUT"/sweeps/*/configs/* --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
