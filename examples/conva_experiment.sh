@@ -92,5 +92,6 @@ fi
 
 stamp "leaderboard"
 python -m analysis leaderboard "$OUT"/runs/* "$OUT"/sweeps/*/configs/* --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
-python -m steering_models.conva table "$OUT/leaderboard" --out "$OUT/leaderboard" | tee "$OUT/conva_table.md"
+python -m steering_models.conva table "$OUT/leaderboard" --out "$OUT/leaderboard" \
+  --runs "$OUT"/runs/* "$OUT"/sweeps/*/configs/* | tee "$OUT/conva_table.md"
 stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/)"

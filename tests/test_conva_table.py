@@ -89,3 +89,35 @@ def test_missing_leaderboard_is_one_clear_error(tmp_path, capsys):
     board, runs = read_leaderboard(tmp_path)
     with pytest.raises(TableError, match="no run of the leaderboard has Schwartz dilemma"):
         method_table(board, runs)
+
+
+def write_run(folder: Path, steering_name: str | None, replies: dict[str, list[str]]) -> Path:
+    """A minimal lm-eval output folder: results JSON (with config.steering when steered) + samples JSONL."""
+    import json
+
+    ts = "2026-11-30T12-00-00.000000"
+    out = folder / "default"
+    out.mkdir(parents=True)
+    steering = None if steering_name is None else {
+        "name": steering_name, "spec": {"interventions": [{"layer": 1, "op": "conva"}]}}
+    (out / f"results_{ts}.json").write_text(json.dumps(
+        {"results": {t: {"csr,judge": 0.0} for t in replies}, "config": {"steering": steering}}))
+    for task, texts in replies.items():
+        lines = [json.dumps({"doc_id": i, "resps": [[t]], "filtered_resps": [{"output": t}]}) for i, t in enumerate(texts)]
+        (out / f"samples_{task}_{ts}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_replies_changed_vs_base(tmp_path):
+    from steering_models.conva.table import changed_vs_base
+
+    runs = [
+        write_run(tmp_path / "base", None, {"schwartz_dilemmas_power": ["a", "b", "c"],
+                                             "schwartz_dilemmas_tradition": ["x", "y"]}),
+        write_run(tmp_path / "ica", None, {"schwartz_dilemmas_ica_power": ["p", "q", "r"]}),
+        write_run(tmp_path / "caa_power", "caa-power", {"schwartz_dilemmas_power": ["a", "B", "C"]}),
+        write_run(tmp_path / "caa_tradition", "caa-tradition", {"schwartz_dilemmas_tradition": ["X", "Y"]}),
+        write_run(tmp_path / "conva_power", "conva-power", {"schwartz_dilemmas_power": ["a", "b", "c!"]}),
+        write_run(tmp_path / "nogate_power", "conva-nogate-power", {"schwartz_dilemmas_power": ["a", "b", "c"]}),
+    ]
+    assert changed_vs_base(runs) == {"CAA": (4, 5), "ConVA": (1, 3), "ConVA w/o gate": (0, 3)}

@@ -72,14 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("table", help="the experiment's table (CSR, FR, MMLU acc per method) from a leaderboard folder")
     t.add_argument("leaderboard", type=Path, help="the --out folder of `python -m analysis leaderboard`")
     t.add_argument("--out", type=Path, default=None, help="also write conva_table.csv and conva_csr_by_value.csv here")
+    t.add_argument("--runs", nargs="+", default=None, metavar="RUN_DIR",
+                   help="the run folders the leaderboard read: adds the share of dilemma replies that differ from Base's")
     return ap
 
 
 def table(args: argparse.Namespace) -> int:
-    from steering_models.conva.table import csr_by_value, method_table, read_leaderboard
+    from steering_models.conva.table import (
+        changed_vs_base,
+        csr_by_value,
+        method_table,
+        read_leaderboard,
+        with_changed,
+    )
 
     board, runs = read_leaderboard(args.leaderboard)
     main_table, by_value = method_table(board, runs), csr_by_value(board, runs)
+    if args.runs:
+        main_table = with_changed(main_table, changed_vs_base(args.runs))
     print(main_table.to_markdown(index=False, floatfmt=".3f"))
     print()
     print(by_value.to_markdown(index=False, floatfmt=".3f"))

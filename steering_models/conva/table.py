@@ -12,14 +12,18 @@ with ``schwartz_dilemmas_ica_*`` tasks = ICA, ``caa-*`` = CAA, ``conva-nogate-*`
   per value, each steered by that value's vector), with the number of runs. ICA has none (its prompt
   is for dilemmas).
 
-A second table gives CSR per value and method.
+A second table gives CSR per value and method. With ``--runs RUN_DIR...`` (the runs the leaderboard read),
+a judge-free column: the share of a steered method's dilemma replies that differ from Base's reply to the
+same dilemma (same task, same doc).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -111,3 +115,42 @@ def csr_by_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     long = per_value(board, runs)
     table = long.pivot_table(index="value", columns="method", values="csr", aggfunc="mean")
     return table[[m for m in METHODS if m in table.columns]].reset_index()
+
+
+def _replies(path: Path) -> dict[str, str]:
+    """doc_id -> the raw generated reply, from one lm-eval samples JSONL."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            sample: dict[str, Any] = json.loads(line)
+            out[str(sample["doc_id"])] = str(sample["resps"][0][0])
+    return out
+
+
+def changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
+    """method -> (replies that differ from Base's reply to the same dilemma, replies compared)."""
+    from analysis.io import find_runs
+
+    base: dict[tuple[str, str], str] = {}
+    steered: list[tuple[str, str, dict[str, str]]] = []
+    for run in find_runs(list(run_dirs)):
+        tasks = {t: p for t, p in run.sample_files.items() if re.match(r"^schwartz_dilemmas_(?!ica_)", t)}
+        method = method_of(run.config_id, set(run.sample_files))
+        for task, path in tasks.items():
+            if method == "Base":
+                base.update({(task, doc): reply for doc, reply in _replies(path).items()})
+            elif method in METHODS:
+                steered.append((method, task, _replies(path)))
+    counts: dict[str, tuple[int, int]] = {}
+    for method, task, replies in steered:
+        pairs = [(reply, base[(task, doc)]) for doc, reply in replies.items() if (task, doc) in base]
+        changed, total = counts.get(method, (0, 0))
+        counts[method] = (changed + sum(a != b for a, b in pairs), total + len(pairs))
+    return counts
+
+
+def with_changed(table: pd.DataFrame, counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    table = table.copy()
+    table["replies changed vs Base"] = [f"{counts[m][0]}/{counts[m][1]}" if m in counts else ""
+                                        for m in table["method"]]
+    return table
