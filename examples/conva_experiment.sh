@@ -2,7 +2,7 @@
 # The ConVA experiment (Jin et al. §4) at a CPU-feasible size on the embedded default model, one command:
 # fit value vectors for VALUES, check the probe gate on the real prompts, then Base, ICA, CAA, ConVA w/o gate
 # and ConVA on each value's dilemmas and mmlu_conva4, a leaderboard and the per-method table (CSR, FR, MMLU).
-#   VALUES=all PAIRS=30 DILEMMAS=3 MMLU=2 OUT=results/conva10 NICE=10 bash examples/conva_experiment.sh
+#   VALUES=all PAIRS=30 DILEMMAS=2 MMLU=1 OUT=results/conva10 NICE=10 bash examples/conva_experiment.sh
 # DILEMMAS: dilemmas per value; MMLU: questions per MMLU subject (4 subjects, 5-shot) (lm-eval --limit).
 # One model load per step: `fit` fits all values in one process; Base (all values' dilemmas in one run, MMLU
 # in one run: neither depends on the value) and ICA run once; per value one sweep
@@ -17,8 +17,8 @@ ALL=achievement,benevolence,conformity,hedonism,power,security,self-direction,st
 VALUES=${VALUES:-all}
 [ "$VALUES" = all ] && VALUES=$ALL
 PAIRS=${PAIRS:-30}
-DILEMMAS=${DILEMMAS:-3}
-MMLU=${MMLU:-2}
+DILEMMAS=${DILEMMAS:-2}
+MMLU=${MMLU:-1}
 BATCH=${BATCH:-16}
 OUT=${OUT:-results/conva10}
 N=${NICE:+nice -n $NICE}
