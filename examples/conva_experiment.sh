@@ -11,7 +11,8 @@
 # MMLU. Resumable: a step whose results exist is skipped (rerun with the same OUT after a kill).
 # The judge: VALUE_JUDGE_BASE_URL/MODEL/API_KEY if set (e.g. GPT-4o as in the paper), else the embedded
 # default model as a local judge (weak: compare judges with `python -m analysis judge-agreement`).
-# NICE=10 runs every model step under `nice -n 10` (shared machines).
+# NICE=10 runs every model step under `nice -n 10` (shared machines). STEPS (default all) picks steps:
+# fit gate base ica sweeps mmlu table (e.g. STEPS=sweeps VALUES=power runs one value's sweep beside a fit).
 set -euo pipefail
 ALL=achievement,benevolence,conformity,hedonism,power,security,self-direction,stimulation,tradition,universalism
 VALUES=${VALUES:-all}
@@ -29,17 +30,19 @@ if [ -z "${VALUE_JUDGE_BASE_URL:-}" ] && [ -z "${VALUE_JUDGE_KIND:-}" ]; then
   # (CSR "Yes"/"No", FR "True"/"False" + a reason the score does not use) instead of the templates' 64
   export VALUE_JUDGE_MAX_TOKENS=${VALUE_JUDGE_MAX_TOKENS:-8}
 fi
+STEPS=${STEPS:-fit gate base ica sweeps mmlu table}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 done_run() { compgen -G "$1/*/results_*.json" > /dev/null; }  # lm-eval wrote its results JSON
 
 todo=""  # values without steering files yet (activations are cached: a refit after a kill is cheap)
 for v in ${VALUES//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || todo+="$v,"; done
-if [ -n "$todo" ]; then
+if want fit && [ -n "$todo" ]; then
   stamp "fit ${todo%,} ($PAIRS pairs)"
   $N python -m steering_models.conva fit --pretrained default --values "${todo%,}" --pairs "$PAIRS" \
     --gate-format chat --gate-layers lowest --no-unembed --out "$OUT/conva_out"
 fi
-if [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
+if want gate && [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
   stamp "gate-check"
   $N python -m steering_models.conva gate-check --artifacts "$OUT/conva_out" --values "$VALUES" \
     --n "$DILEMMAS" --apply-chat-template --out "$OUT/gate_check" | tee "$OUT/gate_check.txt"
@@ -54,10 +57,10 @@ run() {  # name, tasks, limit
 }
 dilemmas="" ica=""
 for v in ${VALUES//,/ }; do dilemmas+="schwartz_dilemmas_${v//-/_},"; ica+="schwartz_dilemmas_ica_${v//-/_},"; done
-run base "${dilemmas%,}" "$DILEMMAS"
-run ica "${ica%,}" "$DILEMMAS"
+want base && run base "${dilemmas%,}" "$DILEMMAS"
+want ica && run ica "${ica%,}" "$DILEMMAS"
 
-for v in ${VALUES//,/ }; do
+want sweeps && for v in ${VALUES//,/ }; do
   sw="$OUT/sweeps/$v"
   if [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -ge 3 ]; then stamp "skip sweep $v (done)"; continue; fi
   mkdir -p "$sw"
@@ -77,9 +80,9 @@ EOF
   $N python -m steering_models.sweep run "$sw/sweep.yaml" --out "$sw" --no-progress
 done
 
-run base_mmlu mmlu_conva4 "$MMLU"
+want mmlu && run base_mmlu mmlu_conva4 "$MMLU"
 sw="$OUT/sweeps/mmlu"
-if [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -lt $((3 * $(echo "${VALUES//,/ }" | wc -w))) ]; then
+if want mmlu && [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -lt $((3 * $(echo "${VALUES//,/ }" | wc -w))) ]; then
   mkdir -p "$sw"
   { printf 'model: {pretrained: default, dtype: float32}\ntasks: [mmlu_conva4]\nlimit: %s\n' "$MMLU"
     printf 'batch_size: %s\nconfigs_per_pass: 3\napply_chat_template: true\nconfigs:\n' "$BATCH"
@@ -90,6 +93,7 @@ if [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -lt $((3 * $(echo 
 fi
 
 
+want table || exit 0
 stamp "leaderboard"
 python -m analysis leaderboard "$OUT"/runs/* "$OUT"/sweeps/*/configs/* --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
 python -m steering_models.conva table "$OUT/leaderboard" --out "$OUT/leaderboard" \
