@@ -1,37 +1,101 @@
 #!/usr/bin/env bash
-# The ConVA experiment (Jin et al. §4) at a CPU-feasible size on the embedded default model:
-# fit value vectors, then Base, ICA, CAA, ConVA w/o gate and ConVA on the value's dilemmas and mmlu_conva4,
-# and one leaderboard with CSR, FR (judge) and MMLU accuracy.
-#   VALUES=power PAIRS=30 LIMIT=5 OUT=results/conva_small bash examples/conva_experiment.sh
-# LIMIT is lm-eval's --limit (per task: LIMIT dilemmas, LIMIT questions of each MMLU subject).
+# The ConVA experiment (Jin et al. §4) at a CPU-feasible size on the embedded default model, one command:
+# fit value vectors for VALUES, check the probe gate on the real prompts, then Base, ICA, CAA, ConVA w/o gate
+# and ConVA on each value's dilemmas and mmlu_conva4, a leaderboard and the per-method table (CSR, FR, MMLU).
+#   VALUES=all PAIRS=30 DILEMMAS=2 MMLU=1 OUT=results/conva10 NICE=10 bash examples/conva_experiment.sh
+# DILEMMAS: dilemmas per value; MMLU: questions per MMLU subject (4 subjects, 5-shot) (lm-eval --limit).
+# One model load per step: `fit` fits all values in one process; Base (all values' dilemmas in one run, MMLU
+# in one run: neither depends on the value) and ICA run once; per value one sweep
+# (`python -m steering_models.sweep`) generates CAA, ConVA w/o gate and ConVA replies to that value's
+# dilemmas together in shared batches (per-row steering); one sweep scores all values' CAA/ConVA configs on
+# MMLU. Resumable: a step whose results exist is skipped (rerun with the same OUT after a kill).
 # The judge: VALUE_JUDGE_BASE_URL/MODEL/API_KEY if set (e.g. GPT-4o as in the paper), else the embedded
 # default model as a local judge (weak: compare judges with `python -m analysis judge-agreement`).
+# NICE=10 runs every model step under `nice -n 10` (shared machines). STEPS (default all) picks steps:
+# fit gate base ica sweeps mmlu table (e.g. STEPS=sweeps VALUES=power runs one value's sweep beside a fit).
 set -euo pipefail
-VALUES=${VALUES:-power}
+ALL=achievement,benevolence,conformity,hedonism,power,security,self-direction,stimulation,tradition,universalism
+VALUES=${VALUES:-all}
+[ "$VALUES" = all ] && VALUES=$ALL
 PAIRS=${PAIRS:-30}
-LIMIT=${LIMIT:-5}
-OUT=${OUT:-results/conva_small}
-mkdir -p "$OUT"
+DILEMMAS=${DILEMMAS:-2}
+MMLU=${MMLU:-1}
+BATCH=${BATCH:-16}
+OUT=${OUT:-results/conva10}
+N=${NICE:+nice -n $NICE}
+mkdir -p "$OUT/runs" "$OUT/sweeps"
 if [ -z "${VALUE_JUDGE_BASE_URL:-}" ] && [ -z "${VALUE_JUDGE_KIND:-}" ]; then
   export VALUE_JUDGE_KIND=local VALUE_JUDGE_PRETRAINED=default
+  # the local judge generates at batch 1 on CPU: 8 reply tokens hold the label the parsers read first
+  # (CSR "Yes"/"No", FR "True"/"False" + a reason the score does not use) instead of the templates' 64
+  export VALUE_JUDGE_MAX_TOKENS=${VALUE_JUDGE_MAX_TOKENS:-8}
+fi
+STEPS=${STEPS:-fit gate base ica sweeps mmlu table}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
+done_run() { compgen -G "$1/*/results_*.json" > /dev/null; }  # lm-eval wrote its results JSON
+
+todo=""  # values without steering files yet (activations are cached: a refit after a kill is cheap)
+for v in ${VALUES//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || todo+="$v,"; done
+if want fit && [ -n "$todo" ]; then
+  stamp "fit ${todo%,} ($PAIRS pairs)"
+  $N python -m steering_models.conva fit --pretrained default --values "${todo%,}" --pairs "$PAIRS" \
+    --gate-format chat --gate-layers lowest --no-unembed --out "$OUT/conva_out"
+fi
+if want gate && [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
+  stamp "gate-check"
+  $N python -m steering_models.conva gate-check --artifacts "$OUT/conva_out" --values "$VALUES" \
+    --n "$DILEMMAS" --apply-chat-template --out "$OUT/gate_check" | tee "$OUT/gate_check.txt"
 fi
 
-python -m steering_models.conva fit --pretrained default --values "$VALUES" --pairs "$PAIRS" \
-  --gate-format chat --no-unembed --out "$OUT/conva_out"
-
 M=pretrained=default,dtype=float32
-run() {  # name, extra model args, tasks
-  echo "== $1"
-  lm_eval --model steered-hf --model_args "$M$2" --tasks "$3" --limit "$LIMIT" --batch_size 4 \
+run() {  # name, tasks, limit
+  if done_run "$OUT/runs/$1"; then stamp "skip $1 (done)"; return; fi
+  stamp "$1"
+  $N lm_eval --model steered-hf --model_args "$M" --tasks "$2" --limit "$3" --batch_size "$BATCH" \
     --apply_chat_template --log_samples --output_path "$OUT/runs/$1"
 }
-for v in ${VALUES//,/ }; do
-  t=${v//-/_}
-  run "base_$t" "" "schwartz_dilemmas_$t,mmlu_conva4"
-  run "ica_$t" "" "schwartz_dilemmas_ica_$t"
-  for s in caa conva_nogate conva; do
-    run "${s}_$t" ",steer=$OUT/conva_out/steer_${s}_$v.yaml" "schwartz_dilemmas_$t,mmlu_conva4"
-  done
+dilemmas="" ica=""
+for v in ${VALUES//,/ }; do dilemmas+="schwartz_dilemmas_${v//-/_},"; ica+="schwartz_dilemmas_ica_${v//-/_},"; done
+want base && run base "${dilemmas%,}" "$DILEMMAS"
+want ica && run ica "${ica%,}" "$DILEMMAS"
+
+want sweeps && for v in ${VALUES//,/ }; do
+  sw="$OUT/sweeps/$v"
+  if [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -ge 3 ]; then stamp "skip sweep $v (done)"; continue; fi
+  mkdir -p "$sw"
+  cat > "$sw/sweep.yaml" <<EOF
+model: {pretrained: default, dtype: float32}
+tasks: [schwartz_dilemmas_${v//-/_}]
+limit: $DILEMMAS
+batch_size: $BATCH
+configs_per_pass: 3
+apply_chat_template: true
+configs:
+  - ../../conva_out/steer_caa_$v.yaml
+  - ../../conva_out/steer_conva_nogate_$v.yaml
+  - ../../conva_out/steer_conva_$v.yaml
+EOF
+  stamp "sweep $v (CAA, ConVA w/o gate, ConVA)"
+  $N python -m steering_models.sweep run "$sw/sweep.yaml" --out "$sw" --no-progress
 done
-python -m analysis leaderboard "$OUT"/runs/* --out "$OUT/leaderboard"
-echo "Results: $OUT  (lm-eval output in $OUT/runs/*, table in $OUT/leaderboard)"
+
+want mmlu && run base_mmlu mmlu_conva4 "$MMLU"
+sw="$OUT/sweeps/mmlu"
+if want mmlu && [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -lt $((3 * $(echo "${VALUES//,/ }" | wc -w))) ]; then
+  mkdir -p "$sw"
+  { printf 'model: {pretrained: default, dtype: float32}\ntasks: [mmlu_conva4]\nlimit: %s\n' "$MMLU"
+    printf 'batch_size: %s\nconfigs_per_pass: 3\napply_chat_template: true\nconfigs:\n' "$BATCH"
+    for v in ${VALUES//,/ }; do for s in caa conva_nogate conva; do
+      echo "  - ../../conva_out/steer_${s}_$v.yaml"; done; done; } > "$sw/sweep.yaml"
+  stamp "sweep mmlu (CAA, ConVA w/o gate, ConVA of every value)"
+  $N python -m steering_models.sweep run "$sw/sweep.yaml" --out "$sw" --no-progress
+fi
+
+
+want table || exit 0
+stamp "leaderboard"
+python -m analysis leaderboard "$OUT"/runs/* "$OUT"/sweeps/*/configs/* --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
+python -m steering_models.conva table "$OUT/leaderboard" --out "$OUT/leaderboard" \
+  --runs "$OUT"/runs/* "$OUT"/sweeps/*/configs/* | tee "$OUT/conva_table.md"
+stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/)"

@@ -188,3 +188,29 @@ def test_steering_gate_reads_the_mean_over_the_prompt(fitted, tiny_llama_dir):
         lm.model(ids)
     got = ctx.state[f"conva-g:{id(op)}"]
     assert torch.allclose(got.double(), want.reshape(1), atol=1e-5)
+
+
+def test_gate_fitted_at_the_lowest_selected_layer_only(fitted, tiny_llama_dir, data_dir, tmp_path):
+    """--gate-layers lowest: the same gate probe as --gate-layers all at the lowest selected layer (same
+    split, same seed), nothing elsewhere; the written steering files work, a spec steering from a layer
+    without a gate probe is refused before any weights load."""
+    from steering_models.errors import SpecError
+
+    assert fit(tiny_llama_dir, data_dir, tmp_path, "--gate-layers", "lowest", "--no-unembed") == 0
+    low, full = artifacts.load(tmp_path, "power"), artifacts.load(fitted, "power")
+    first = min(low.layers)
+    assert low.layers == full.layers
+    assert torch.equal(low.tensors["gate_w"][first], full.tensors["gate_w"][first])
+    assert float(low.tensors["gate_b"][first]) == float(full.tensors["gate_b"][first])
+    others = [i for i in range(low.n_layers) if i != first]
+    assert not low.tensors["gate_w"][others].any()
+    assert torch.isnan(low.tensors["gate_test_acc"][others]).all()
+    assert torch.equal(low.tensors["w"], full.tensors["w"])  # the value probes do not change
+    SteeredHFLM(pretrained=str(tiny_llama_dir), steer=str(tmp_path / "steer_conva_power.yaml"), device="cpu")
+    later = [i for i in range(low.n_layers) if i > first][:1]
+    spec = [{"layer": later, "op": "conva", "artifact": str(tmp_path), "value": "power", "gate": {"type": "probe"}}]
+    with pytest.raises(SpecError, match=rf"starts at layer {later[0]}, where the probe gate is read, .* "
+                                        rf"gate probe at layer\(s\) \[{first}\] only"):
+        SteeredHFLM(pretrained=str(tiny_llama_dir), steer=spec, device="cpu")
+    nogate = [{**spec[0], "gate": "none"}]  # no gate: any layer
+    SteeredHFLM(pretrained=str(tiny_llama_dir), steer=nogate, device="cpu")

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-negatives", default="auto",
                    help="MMLU folder for the probe gate's unrelated texts; auto = <data-dir>/../mmlu; none = no gate")
     p.add_argument("--gate-negatives-n", type=int, default=200)
+    p.add_argument("--gate-layers", choices=("all", "lowest"), default="all",
+                   help="fit the gate probe at every layer, or only at the lowest selected layer (where the "
+                        "written steering files read it; much faster on CPU)")
     p.add_argument("--gate-format", choices=("raw", "chat"), default="raw",
                    help="train the gate on the texts as they are, or chat-templated (for --apply_chat_template runs)")
     p.add_argument("--caa-layer", type=int, default=None, help="CAA steering layer (default: middle selected layer)")
@@ -66,7 +69,35 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=2)
     g.add_argument("--device", default="cpu")
     g.add_argument("--out", required=True, type=Path)
+    t = sub.add_parser("table", help="the experiment's table (CSR, FR, MMLU acc per method) from a leaderboard folder")
+    t.add_argument("leaderboard", type=Path, help="the --out folder of `python -m analysis leaderboard`")
+    t.add_argument("--out", type=Path, default=None, help="also write conva_table.csv and conva_csr_by_value.csv here")
+    t.add_argument("--runs", nargs="+", default=None, metavar="RUN_DIR",
+                   help="the run folders the leaderboard read: adds the share of dilemma replies that differ from Base's")
     return ap
+
+
+def table(args: argparse.Namespace) -> int:
+    from steering_models.conva.table import (
+        changed_vs_base,
+        csr_by_value,
+        method_table,
+        read_leaderboard,
+        with_changed,
+    )
+
+    board, runs = read_leaderboard(args.leaderboard)
+    main_table, by_value = method_table(board, runs), csr_by_value(board, runs)
+    if args.runs:
+        main_table = with_changed(main_table, changed_vs_base(args.runs))
+    print(main_table.to_markdown(index=False, floatfmt=".3f"))
+    print()
+    print(by_value.to_markdown(index=False, floatfmt=".3f"))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        main_table.to_csv(args.out / "conva_table.csv", index=False)
+        by_value.to_csv(args.out / "conva_csr_by_value.csv", index=False)
+    return 0
 
 
 def gate_check(args: argparse.Namespace) -> int:
@@ -82,10 +113,12 @@ def gate_check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.cmd == "gate-check":
+    if args.cmd in ("gate-check", "table"):
+        from steering_models.conva.table import TableError
+
         try:
-            return gate_check(args)
-        except (SpecError, FileNotFoundError) as e:
+            return gate_check(args) if args.cmd == "gate-check" else table(args)
+        except (SpecError, FileNotFoundError, TableError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     values = [v.strip() for v in args.values.split(",") if v.strip()]
@@ -105,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                test_fraction=args.test_fraction, seed=args.seed, threshold=args.threshold,
                                exclude_last=args.exclude_last, c=args.c, batch_size=args.batch_size,
                                max_length=args.max_length, gate_negatives_n=args.gate_negatives_n,
-                               gate_format=args.gate_format,
+                               gate_format=args.gate_format, gate_layers=args.gate_layers,
                                caa_layer=args.caa_layer, caa_strength=args.caa_strength,
                                min_pairs=args.min_pairs)
         written, errors = run_fit(args.pretrained, values, args.data_dir, args.out, settings, gate_neg,

@@ -37,6 +37,9 @@ class FitError(ValueError):
     """A value could not be fitted (the message says why and what to change)."""
 
 
+GATE_LAYERS = ("all", "lowest")
+
+
 @dataclass
 class FitSettings:
     pooling: str = "last"
@@ -55,6 +58,9 @@ class FitSettings:
     # (embedded default, power: g = 0.82 on a dilemma whose prompt ends "assistant", 0.34 on the same
     # prompt ending "assistant\n", as lm-eval's generate_until feeds it)
     gate_pooling: str = "mean"
+    # all: a gate probe at every layer (any steered layer set works); lowest: only at the lowest selected
+    # layer, where the written steering files read it (24x fewer gate fits; other lowest layers are refused)
+    gate_layers: str = "all"
     caa_layer: int | None = None
     caa_strength: float = 1.0
     min_pairs: int = MIN_PAIRS
@@ -124,7 +130,11 @@ def fit_value(model: Any, tokenizer: Any, identity: dict[str, Any], pairs: Pairs
         xg = torch.cat([gate_pos, negatives])
         yg = torch.cat([torch.ones(len(acts)), torch.zeros(len(negatives))])
         gg = np.concatenate([groups, n + np.arange(len(negatives))])
-        gate = probes.fit_layers(xg, yg, gg, s.test_fraction, s.seed, s.c, desc=f"{pairs.value}: gate")
+        if s.gate_layers not in GATE_LAYERS:
+            raise ConvaDataError(f"gate layers {s.gate_layers!r} is not one of {', '.join(GATE_LAYERS)}. "
+                                 "Fix --gate-layers.")
+        gate = probes.fit_layers(xg, yg, gg, s.test_fraction, s.seed, s.c, desc=f"{pairs.value}: gate",
+                                 only=[min(layers)] if s.gate_layers == "lowest" else None)
         tensors.update(gate_w=gate.w, gate_b=gate.b, gate_test_acc=gate.test_acc)
         settings.update(gate_negatives="MMLU test questions (subjects other than mmlu_conva4's)",
                         gate_negatives_hash=negatives_hash, gate_negatives_count=len(negatives))

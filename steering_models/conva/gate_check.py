@@ -46,13 +46,19 @@ def task_prompts(task: str, n: int, tokenizer: Any, chat: bool) -> list[str]:
 
 
 def gate_scores(model: Any, tokenizer: Any, art: artifacts.Artifact, prompts: list[str],
-                max_length: int, batch_size: int) -> torch.Tensor:
+                max_length: int, batch_size: int, acts: torch.Tensor | None = None) -> torch.Tensor:
+    """g(x) of each prompt; ``acts`` ([N, layers, D], pooled as the artifact's gate pools) when already
+    collected (the MMLU prompts are the same for every value: collected once)."""
     layer = min(art.layers)
-    gate_pooling = art.settings.get("gate_pooling", art.settings.get("pooling", "last"))
-    acts = collect(model, tokenizer, prompts, gate_pooling, batch_size, max_length,
-                   desc=f"{art.value}: gate")
+    if acts is None:
+        acts = collect(model, tokenizer, prompts, gate_pooling(art), batch_size, max_length,
+                       desc=f"{art.value}: gate")
     z = acts[:, layer].double() @ art.tensors["gate_w"][layer].double() + float(art.tensors["gate_b"][layer])
     return torch.sigmoid(z)
+
+
+def gate_pooling(art: artifacts.Artifact) -> str:
+    return str(art.settings.get("gate_pooling", art.settings.get("pooling", "last")))
 
 
 def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: int, chat: bool,
@@ -68,12 +74,18 @@ def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: in
             raise artifacts.ArtifactError(f"ConVA artifact for {art.value!r} has no probe gate; refit with "
                                           "--gate-negatives.")
     unrelated = task_prompts("mmlu_conva4", n, tokenizer, chat)
+    unrelated_acts: dict[str, torch.Tensor] = {}  # per pooling: one pass over the MMLU prompts for all values
     rows = []
     for art in arts:
         threshold = g0 if g0 is not None else PROBE_GATE_G0
         related = task_prompts(f"schwartz_dilemmas_{art.value.replace('-', '_')}", n, tokenizer, chat)
+        pooling = gate_pooling(art)
+        if pooling not in unrelated_acts:
+            unrelated_acts[pooling] = collect(model, tokenizer, unrelated, pooling, batch_size, max_length,
+                                              desc="mmlu_conva4: gate")
         for task, prompts in ((f"schwartz_dilemmas_{art.value}", related), ("mmlu_conva4", unrelated)):
-            g = gate_scores(model, tokenizer, art, prompts, max_length, batch_size)
+            acts = unrelated_acts[pooling] if task == "mmlu_conva4" else None
+            g = gate_scores(model, tokenizer, art, prompts, max_length, batch_size, acts)
             rows += [{"value": art.value, "task": task, "prompt": i, "g": float(x), "g0": threshold,
                       "open": bool(x > threshold), "value_related": task != "mmlu_conva4"}
                      for i, x in enumerate(g)]

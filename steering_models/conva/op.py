@@ -121,6 +121,12 @@ class ConvaOp(SteeringOp):
             raise spec_error(where, "gate", self.gate.to_value(),
                              f"needs the probe gate, but {meta['_json']} was fitted without one "
                              "(--gate-negatives none)", "Refit with --gate-negatives, or use gate: none.")
+        if isinstance(self.gate, ProbeGate) and layers and math.isnan(float(art.tensors["gate_test_acc"][min(layers)])):
+            fitted = [i for i, a in enumerate(art.tensors["gate_test_acc"].tolist()) if not math.isnan(a)]
+            raise spec_error(where, "layer", layers,
+                             f"starts at layer {min(layers)}, where the probe gate is read, but {meta['_json']} has a "
+                             f"gate probe at layer(s) {fitted} only (fit --gate-layers lowest)",
+                             "Steer from that layer, or refit with --gate-layers all.")
         self._art, self._model_path = art, identity["id"]
 
     def _artifact(self) -> artifacts.Artifact:

@@ -42,9 +42,10 @@ def fit_probe(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0,
 
 
 def fit_layers(x: torch.Tensor, y: torch.Tensor, groups: np.ndarray, test_fraction: float = TEST_FRACTION,
-               seed: int = 0, c: float = 1.0, desc: str = "probes") -> LayerProbes:
+               seed: int = 0, c: float = 1.0, desc: str = "probes", only: list[int] | None = None) -> LayerProbes:
     """Fit one probe per layer. ``x`` [N, L, D], ``y`` [N] in {0,1}; ``groups`` [N] (pair ids) are
-    kept together by the train/test split."""
+    kept together by the train/test split. ``only``: fit these layers only; the others get w = 0, b = 0
+    and NaN accuracies."""
     unique = np.unique(groups)
     g_train, g_test = train_test_split(unique, test_size=test_fraction, random_state=seed)
     train = np.isin(groups, g_train)
@@ -59,7 +60,9 @@ def fit_layers(x: torch.Tensor, y: torch.Tensor, groups: np.ndarray, test_fracti
     b = torch.zeros(n_layers, dtype=torch.float64)
     tr = torch.zeros(n_layers, dtype=torch.float64)
     te = torch.zeros(n_layers, dtype=torch.float64)
-    for layer in tqdm(range(n_layers), desc=desc, unit="layer"):
+    if only is not None:
+        tr[:] = te[:] = float("nan")
+    for layer in tqdm(range(n_layers) if only is None else sorted(set(only)), desc=desc, unit="layer"):
         xl = x[:, layer].double().numpy()
         clf = fit_probe(xl[train], yn[train], seed, c)
         w[layer] = torch.from_numpy(clf.coef_[0].astype(np.float64))

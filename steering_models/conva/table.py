@@ -1,0 +1,156 @@
+"""``table``: the ConVA experiment's one table (ConVA Table 1's columns) from a leaderboard folder.
+
+``python -m analysis leaderboard RUNS... --out DIR`` writes ``DIR/leaderboard.csv`` (one row per metric,
+one column per run) and ``DIR/runs.csv`` (each run's steering). This reads both (no model, no samples) and
+groups the runs into the five methods by their steering: unsteered without ICA tasks = Base, unsteered
+with ``schwartz_dilemmas_ica_*`` tasks = ICA, ``caa-*`` = CAA, ``conva-nogate-*`` = ConVA w/o gate,
+``conva-*`` = ConVA (the config names ``fit`` writes). Per method:
+
+- CSR, FR: pooled over every scored reply of all values' dilemma tasks (Σ csr·n_scored / Σ n_scored),
+  with the number of scored replies;
+- MMLU acc: ``mmlu_conva4/acc`` averaged over the method's runs (Base: one run; a steered method: one run
+  per value, each steered by that value's vector), with the number of runs. ICA has none (its prompt
+  is for dilemmas).
+
+A second table gives CSR per value and method. With ``--runs RUN_DIR...`` (the runs the leaderboard read),
+a judge-free column: the share of a steered method's dilemma replies that differ from Base's reply to the
+same dilemma (same task, same doc).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METHODS = ("Base", "ICA", "CAA", "ConVA w/o gate", "ConVA")
+_DILEMMA = re.compile(r"^schwartz_dilemmas_(?:ica_)?(?P<value>[a-z_]+)/(?P<metric>csr|fr|n_scored_csr|n_scored_fr)$")
+
+
+class TableError(ValueError):
+    """The leaderboard folder cannot be read as the ConVA experiment."""
+
+
+def method_of(steering: str, metrics: set[str]) -> str | None:
+    """The method a run belongs to, from its steering config id and its metric ids (None: not ConVA's)."""
+    if steering in ("", "(unsteered)"):
+        return "ICA" if any(m.startswith("schwartz_dilemmas_ica_") for m in metrics) else "Base"
+    if steering.startswith("caa-"):
+        return "CAA"
+    if steering.startswith("conva-nogate-"):
+        return "ConVA w/o gate"
+    if steering.startswith("conva-"):
+        return "ConVA"
+    return None
+
+
+def read_leaderboard(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    board_csv, runs_csv = folder / "leaderboard.csv", folder / "runs.csv"
+    for path in (board_csv, runs_csv):
+        if not path.is_file():
+            raise TableError(f"{path} does not exist; pass the --out folder of `python -m analysis leaderboard "
+                             "RUNS... --out DIR`.")
+    return pd.read_csv(board_csv), pd.read_csv(runs_csv, keep_default_na=False)
+
+
+def per_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Long table: one row per (method, run, value) with csr, fr, n_scored_csr, n_scored_fr."""
+    steering = dict(zip(runs["run"], runs["steering"], strict=True))
+    rows = []
+    for run in [c for c in board.columns if c != "metric"]:
+        col = board.set_index("metric")[run].dropna()
+        method = method_of(str(steering.get(run, "")), set(col.index))
+        if method is None:
+            continue
+        found: dict[str, dict[str, float]] = {}
+        for metric_id, value in col.items():
+            m = _DILEMMA.match(str(metric_id))
+            if m:
+                found.setdefault(m["value"].replace("_", "-"), {})[m["metric"]] = float(value)
+        for value, metrics in found.items():
+            rows.append({"method": method, "run": run, "value": value, **metrics})
+    return pd.DataFrame(rows, columns=["method", "run", "value", "csr", "fr", "n_scored_csr", "n_scored_fr"])
+
+
+def _pooled(frame: pd.DataFrame, metric: str) -> tuple[float, int]:
+    n = frame[f"n_scored_{metric}"].fillna(0)
+    total = int(n.sum())
+    if total == 0:
+        return math.nan, 0
+    return float((frame[metric].fillna(0) * n).sum() / total), total
+
+
+def method_table(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: CSR, FR (pooled over scored replies), MMLU acc (mean over the method's runs)."""
+    long = per_value(board, runs)
+    if long.empty:
+        raise TableError("no run of the leaderboard has Schwartz dilemma CSR/FR metrics; pass the leaderboard of "
+                         "the ConVA experiment (examples/conva_experiment.sh).")
+    steering = dict(zip(runs["run"], runs["steering"], strict=True))
+    mmlu = board.set_index("metric").loc["mmlu_conva4/acc"] if "mmlu_conva4/acc" in set(board["metric"]) else None
+    out = []
+    for method in METHODS:
+        sub = long[long["method"] == method]
+        csr, n_csr = _pooled(sub, "csr")
+        fr, n_fr = _pooled(sub, "fr")
+        accs = []
+        if mmlu is not None:
+            for run, acc in mmlu.dropna().items():
+                col = board.set_index("metric")[run].dropna()
+                if method_of(str(steering.get(run, "")), set(col.index)) == method:
+                    accs.append(float(acc))
+        if sub.empty and not accs:
+            continue
+        out.append({"method": method, "CSR": csr, "FR": fr, "MMLU acc": sum(accs) / len(accs) if accs else math.nan,
+                    "values": sub["value"].nunique(), "scored (CSR)": n_csr, "scored (FR)": n_fr,
+                    "MMLU runs": len(accs)})
+    return pd.DataFrame(out)
+
+
+def csr_by_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    long = per_value(board, runs)
+    table = long.pivot_table(index="value", columns="method", values="csr", aggfunc="mean")
+    return table[[m for m in METHODS if m in table.columns]].reset_index()
+
+
+def _replies(path: Path) -> dict[str, str]:
+    """doc_id -> the raw generated reply, from one lm-eval samples JSONL."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            sample: dict[str, Any] = json.loads(line)
+            out[str(sample["doc_id"])] = str(sample["resps"][0][0])
+    return out
+
+
+def changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
+    """method -> (replies that differ from Base's reply to the same dilemma, replies compared)."""
+    from analysis.io import find_runs
+
+    base: dict[tuple[str, str], str] = {}
+    steered: list[tuple[str, str, dict[str, str]]] = []
+    for run in find_runs(list(run_dirs)):
+        tasks = {t: p for t, p in run.sample_files.items() if re.match(r"^schwartz_dilemmas_(?!ica_)", t)}
+        method = method_of(run.config_id, set(run.sample_files))
+        for task, path in tasks.items():
+            if method == "Base":
+                base.update({(task, doc): reply for doc, reply in _replies(path).items()})
+            elif method in METHODS:
+                steered.append((method, task, _replies(path)))
+    counts: dict[str, tuple[int, int]] = {}
+    for method, task, replies in steered:
+        pairs = [(reply, base[(task, doc)]) for doc, reply in replies.items() if (task, doc) in base]
+        changed, total = counts.get(method, (0, 0))
+        counts[method] = (changed + sum(a != b for a, b in pairs), total + len(pairs))
+    return counts
+
+
+def with_changed(table: pd.DataFrame, counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    table = table.copy()
+    table["replies changed vs Base"] = [f"{counts[m][0]}/{counts[m][1]}" if m in counts else ""
+                                        for m in table["method"]]
+    return table

@@ -1,0 +1,123 @@
+"""`python -m steering_models.conva table`: the five methods' CSR/FR/MMLU from a leaderboard folder (hand-made
+leaderboard.csv/runs.csv in the format `python -m analysis leaderboard --out` writes; expected values by hand)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from steering_models.conva.__main__ import main
+from steering_models.conva.table import TableError, csr_by_value, method_table, read_leaderboard
+
+RUNS = """run,model,steering,kind,hash,results
+base,default,(unsteered),none,,r1.json
+ica,default,(unsteered),none,,r2.json
+000-caa-power,default,caa-power,caa,aa,r3.json
+000-caa-self-direction,default,caa-self-direction,caa,ab,r4.json
+001-conva-nogate-power,default,conva-nogate-power,conva,ac,r5.json
+002-conva-power,default,conva-power,conva,ad,r6.json
+"""
+COLS = "metric,base,ica,000-caa-power,000-caa-self-direction,001-conva-nogate-power,002-conva-power"
+BOARD = f"""{COLS}
+mmlu_conva4/acc,0.5,,0.4,0.3,0.2,0.5
+mmlu_conva4_astronomy/acc,0.6,,0.4,0.3,0.2,0.6
+schwartz_dilemmas_ica_power/csr,,1.0,,,,
+schwartz_dilemmas_ica_power/fr,,0.5,,,,
+schwartz_dilemmas_ica_power/n_scored_csr,,2,,,,
+schwartz_dilemmas_ica_power/n_scored_fr,,2,,,,
+schwartz_dilemmas_power/csr,0.25,,0.5,,1.0,0.0
+schwartz_dilemmas_power/fr,1.0,,1.0,,0.5,1.0
+schwartz_dilemmas_power/n_scored_csr,4,,2,,4,4
+schwartz_dilemmas_power/n_scored_fr,4,,2,,4,4
+schwartz_dilemmas_power/n_total,4,,4,,4,4
+schwartz_dilemmas_self_direction/csr,1.0,,0.0,0.75,,
+schwartz_dilemmas_self_direction/fr,,,0.0,1.0,,
+schwartz_dilemmas_self_direction/n_scored_csr,2,,4,4,,
+schwartz_dilemmas_self_direction/n_scored_fr,0,,4,4,,
+"""
+
+
+@pytest.fixture()
+def board_dir(tmp_path: Path) -> Path:
+    (tmp_path / "runs.csv").write_text(RUNS)
+    (tmp_path / "leaderboard.csv").write_text(BOARD)
+    return tmp_path
+
+
+def test_method_table_pools_scored_replies(board_dir):
+    board, runs = read_leaderboard(board_dir)
+    t = method_table(board, runs).set_index("method")
+    assert list(t.index) == ["Base", "ICA", "CAA", "ConVA w/o gate", "ConVA"]
+    # Base: CSR (0.25*4 + 1.0*2) / 6 = 0.5; FR only power is scored: 1.0 over 4
+    assert t.loc["Base", "CSR"] == pytest.approx(0.5) and t.loc["Base", "scored (CSR)"] == 6
+    assert t.loc["Base", "FR"] == pytest.approx(1.0) and t.loc["Base", "scored (FR)"] == 4
+    assert t.loc["Base", "MMLU acc"] == pytest.approx(0.5) and t.loc["Base", "MMLU runs"] == 1
+    # ICA: its own task names; no MMLU
+    assert t.loc["ICA", "CSR"] == pytest.approx(1.0) and t.loc["ICA", "FR"] == pytest.approx(0.5)
+    assert math.isnan(t.loc["ICA", "MMLU acc"]) and t.loc["ICA", "MMLU runs"] == 0
+    # CAA: two runs; the power run scores nothing on self-direction's task from the other run's values:
+    # CSR (0.5*2 + 0.0*4 + 0.75*4) / 10 = 0.4; FR (1.0*2 + 0.0*4 + 1.0*4) / 10 = 0.6; MMLU (0.4+0.3)/2
+    assert t.loc["CAA", "CSR"] == pytest.approx(0.4) and t.loc["CAA", "FR"] == pytest.approx(0.6)
+    assert t.loc["CAA", "MMLU acc"] == pytest.approx(0.35) and t.loc["CAA", "values"] == 2
+    assert t.loc["ConVA w/o gate", "CSR"] == pytest.approx(1.0) and t.loc["ConVA w/o gate", "MMLU acc"] == 0.2
+    assert t.loc["ConVA", "CSR"] == pytest.approx(0.0) and t.loc["ConVA", "MMLU acc"] == 0.5
+
+
+def test_csr_by_value(board_dir):
+    board, runs = read_leaderboard(board_dir)
+    t = csr_by_value(board, runs).set_index("value")
+    assert t.loc["self-direction", "Base"] == 1.0
+    # CAA on self-direction: the power run (0.0) and the self-direction run (0.75) both ran the task
+    assert t.loc["self-direction", "CAA"] == pytest.approx(0.375)
+    assert t.loc["power", "ICA"] == 1.0 and t.loc["power", "ConVA"] == 0.0
+
+
+def test_cli_writes_tables(board_dir, tmp_path, capsys):
+    assert main(["table", str(board_dir), "--out", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert "ConVA w/o gate" in printed and "0.400" in printed
+    assert (tmp_path / "o" / "conva_table.csv").is_file() and (tmp_path / "o" / "conva_csr_by_value.csv").is_file()
+
+
+def test_missing_leaderboard_is_one_clear_error(tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 2
+    assert "leaderboard.csv does not exist" in capsys.readouterr().err
+    (tmp_path / "runs.csv").write_text(RUNS)
+    (tmp_path / "leaderboard.csv").write_text("metric,base\nmmlu_conva4/acc,0.5\n")
+    board, runs = read_leaderboard(tmp_path)
+    with pytest.raises(TableError, match="no run of the leaderboard has Schwartz dilemma"):
+        method_table(board, runs)
+
+
+def write_run(folder: Path, steering_name: str | None, replies: dict[str, list[str]]) -> Path:
+    """A minimal lm-eval output folder: results JSON (with config.steering when steered) + samples JSONL."""
+    import json
+
+    ts = "2026-11-30T12-00-00.000000"
+    out = folder / "default"
+    out.mkdir(parents=True)
+    steering = None if steering_name is None else {
+        "name": steering_name, "spec": {"interventions": [{"layer": 1, "op": "conva"}]}}
+    (out / f"results_{ts}.json").write_text(json.dumps(
+        {"results": {t: {"csr,judge": 0.0} for t in replies}, "config": {"steering": steering}}))
+    for task, texts in replies.items():
+        lines = [json.dumps({"doc_id": i, "resps": [[t]], "filtered_resps": [{"output": t}]}) for i, t in enumerate(texts)]
+        (out / f"samples_{task}_{ts}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_replies_changed_vs_base(tmp_path):
+    from steering_models.conva.table import changed_vs_base
+
+    runs = [
+        write_run(tmp_path / "base", None, {"schwartz_dilemmas_power": ["a", "b", "c"],
+                                             "schwartz_dilemmas_tradition": ["x", "y"]}),
+        write_run(tmp_path / "ica", None, {"schwartz_dilemmas_ica_power": ["p", "q", "r"]}),
+        write_run(tmp_path / "caa_power", "caa-power", {"schwartz_dilemmas_power": ["a", "B", "C"]}),
+        write_run(tmp_path / "caa_tradition", "caa-tradition", {"schwartz_dilemmas_tradition": ["X", "Y"]}),
+        write_run(tmp_path / "conva_power", "conva-power", {"schwartz_dilemmas_power": ["a", "b", "c!"]}),
+        write_run(tmp_path / "nogate_power", "conva-nogate-power", {"schwartz_dilemmas_power": ["a", "b", "c"]}),
+    ]
+    assert changed_vs_base(runs) == {"CAA": (4, 5), "ConVA": (1, 3), "ConVA w/o gate": (0, 3)}
