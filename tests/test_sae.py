@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from lm_eval.models.huggingface import HFLM
+from test_steering import resid_after  # the residual probe the steering tests use
 from transformers import AutoModelForCausalLM
 
 from steering_models.lm import SteeredHFLM
@@ -73,23 +74,6 @@ def test_top_features_rejects_absent_text(tiny_llama_dir, tiny_tokenizer, topk_s
         top_features(model, tiny_tokenizer, SAE.load_from_disk(str(topk_sae_dir)), 1, PROMPT, "no such words", 3)
 
 
-def _resid_after(lm: HFLM, layer: int, text: str) -> torch.Tensor:
-    from steering_models.hooks import find_blocks
-
-    seen = {}
-
-    def capture(module, args, kwargs) -> None:
-        seen["h"] = (args[0] if args else kwargs["hidden_states"]).clone()
-
-    handle = find_blocks(lm.model)[layer + 1].register_forward_pre_hook(capture, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            lm._model_call(torch.tensor([lm.tok_encode(text)]))
-    finally:
-        handle.remove()
-    return seen["h"][0]
-
-
 def test_scale_x1_is_exact_noop_and_x100_only_touches_matched_tokens(tiny_llama_dir, tiny_tokenizer, topk_sae_dir):
     from sae_lens import SAE
 
@@ -106,7 +90,7 @@ def test_scale_x1_is_exact_noop_and_x100_only_touches_matched_tokens(tiny_llama_
     with torch.no_grad():
         assert torch.equal(one._model_call(ids), plain._model_call(ids))
 
-    base = _resid_after(plain, 1, PROMPT)
+    base = resid_after(plain, 1, PROMPT)
     matched = span_token_indices(tiny_tokenizer, PROMPT, "your values")
     for spec, expect in (
         ({"op": "scale_feature", "factor": 100}, lambda f: (99 * f).unsqueeze(-1) * sae.W_dec[feature]),
@@ -114,7 +98,7 @@ def test_scale_x1_is_exact_noop_and_x100_only_touches_matched_tokens(tiny_llama_
     ):
         lm = SteeredHFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=1,
                          steer=[{"layer": 1, **spec, "source": src, "positions": match}])
-        delta = _resid_after(lm, 1, PROMPT) - base
+        delta = resid_after(lm, 1, PROMPT) - base
         others = [i for i in range(len(base)) if i not in matched]
         assert torch.equal(delta[others], torch.zeros(len(others), 64)), f"{spec['op']} changed unmatched tokens"
         f_old = sae.encode(base[matched])[:, feature]

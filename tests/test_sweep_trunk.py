@@ -71,6 +71,16 @@ def block_columns(sweep: SweepLM) -> tuple[list[int], list]:
     return seen, handles
 
 
+def assert_each_config_is_solo(sweep: SweepLM, specs: list, expected: list) -> None:
+    """Each config scored by the sweep (all configs selected together) equals its solo steered-hf run."""
+    for k in range(len(specs)):
+        sweep.select(k, range(len(specs)))
+        got = sweep.loglikelihood(requests(), disable_tqdm=True)
+        assert [s for s, _ in got] == pytest.approx([s for s, _ in expected[k]], abs=1e-5, rel=0)
+        assert [g for _, g in got] == [g for _, g in expected[k]]
+        sweep.release(k)
+
+
 def test_branch_point_is_the_lowest_steered_boundary():
     bound = [(3, "resid_post", None, None, 1), (2, "resid_pre", None, None, 2), (1, "resid_post", None, None, 3)]
     assert branch_point(bound, (1,), 24) == (3, 1)  # after block 3
@@ -97,12 +107,7 @@ def test_kang_workload_equals_each_config_alone(tiny_model_dir, vec, share_prefi
     handles.append(sweep.model.register_forward_pre_hook(
         lambda m, a, kw: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True))
     try:
-        for k in range(len(specs)):
-            sweep.select(k, range(len(specs)))
-            got = sweep.loglikelihood(requests(), disable_tqdm=True)
-            assert [s for s, _ in got] == pytest.approx([s for s, _ in expected[k]], abs=1e-5, rel=0)
-            assert [g for _, g in got] == [g for _, g in expected[k]]
-            sweep.release(k)
+        assert_each_config_is_solo(sweep, specs, expected)
     finally:
         for h in handles:
             h.remove()
@@ -128,9 +133,4 @@ def test_config_chunks_and_a_config_below_the_others(tiny_model_dir, vec):
              add("b", vec, "b", 1, -6.0), add("c", vec, "c", 2, 4.0, hook="resid_pre")]
     expected = solo(str(tiny_model_dir), specs)
     sweep = SweepLM(pretrained=str(tiny_model_dir), specs=specs, device="cpu", batch_size=1)  # 4 rows a pass
-    for k in range(len(specs)):
-        sweep.select(k, range(len(specs)))
-        got = sweep.loglikelihood(requests(), disable_tqdm=True)
-        assert [s for s, _ in got] == pytest.approx([s for s, _ in expected[k]], abs=1e-5, rel=0)
-        assert [g for _, g in got] == [g for _, g in expected[k]]
-        sweep.release(k)
+    assert_each_config_is_solo(sweep, specs, expected)
