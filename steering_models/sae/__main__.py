@@ -25,10 +25,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _quality(args: argparse.Namespace) -> int:
-    from steering_models.sae import shipped_sae_dir
     from steering_models.sae.train import QUALITY_FILE, remeasure
+    from steering_models.sources import SAERef
 
-    sae_dir = shipped_sae_dir() if args.sae == "default" else Path(args.sae)
+    sae_dir = SAERef.from_value(args.sae, "quality --sae", Path.cwd()).path
     q = remeasure(sae_dir, args.pretrained, Path(args.data_dir))
     recorded = json.loads((sae_dir / QUALITY_FILE).read_text())
     for key in ("explained_variance", "l0", "dead_fraction"):
@@ -54,10 +54,9 @@ def _top_features(args: argparse.Namespace) -> int:
     result["sae"] = ref.to_value() if ref.path is None else str(ref.path)
     result["pretrained"] = args.pretrained
     if args.interpret_tokens > 0 and Path(args.data_dir).is_dir():
-        from steering_models.sae.train import TrainSettings, windows_for
+        from steering_models.sae.train import TrainSettings, heldout_windows
 
-        s = TrainSettings(heldout_tokens=args.interpret_tokens)
-        _, windows, _ = windows_for(tokenizer, Path(args.data_dir), s)
+        windows = heldout_windows(tokenizer, Path(args.data_dir), TrainSettings(heldout_tokens=args.interpret_tokens))
         examples = tf.interpret(model, tokenizer, sae, layer, windows, [f["feature"] for f in result["features"]])
         for f in result["features"]:
             f["top_contexts"] = examples[f["feature"]]
@@ -122,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     f.set_defaults(fn=_top_features)
 
     args = parser.parse_args(argv)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except (ValueError, FileNotFoundError) as e:  # bad input: the one-sentence message, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

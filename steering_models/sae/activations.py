@@ -48,9 +48,21 @@ def block_outputs(model: torch.nn.Module, layer: int, input_ids: torch.Tensor) -
     return seen["x"]
 
 
+def token_activations(model: torch.nn.Module, layer: int, windows: torch.Tensor, batch_size: int = 8,
+                      bar: Any = None) -> torch.Tensor:
+    """``[n_windows * (T - SKIP_POSITIONS), d_model]`` fp16 block outputs of every window's positions >= 1."""
+    parts = []
+    for s in range(0, len(windows), batch_size):
+        x = block_outputs(model, layer, windows[s: s + batch_size])
+        parts.append(x[:, SKIP_POSITIONS:].reshape(-1, x.shape[-1]).to(torch.float16).cpu())
+        if bar is not None:
+            bar.update(len(windows[s: s + batch_size]))
+    return torch.cat(parts)
+
+
 def collect_shards(model: torch.nn.Module, layer: int, windows: torch.Tensor, out_dir: Path,
                    batch_size: int = 8, windows_per_shard: int = 64, desc: str = "SAE activations") -> list[Path]:
-    """Activations of ``windows`` (positions >= 1) as fp16 shards in ``out_dir``; resumes at missing shards."""
+    """:func:`token_activations` of ``windows`` as shards in ``out_dir``; resumes at missing shards."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,13 +72,9 @@ def collect_shards(model: torch.nn.Module, layer: int, windows: torch.Tensor, ou
     bar = tqdm(total=len(windows), initial=(n_shards - len(todo)) * windows_per_shard, desc=desc, unit="window")
     for i in todo:
         chunk = windows[i * windows_per_shard: (i + 1) * windows_per_shard]
-        parts = []
-        for s in range(0, len(chunk), batch_size):
-            x = block_outputs(model, layer, chunk[s: s + batch_size])
-            parts.append(x[:, SKIP_POSITIONS:].reshape(-1, x.shape[-1]).to(torch.float16).cpu())
-            bar.update(len(chunk[s: s + batch_size]))
+        acts = token_activations(model, layer, chunk, batch_size, bar)
         tmp = paths[i].with_suffix(".tmp")
-        save_file({"acts": torch.cat(parts).contiguous()}, str(tmp))
+        save_file({"acts": acts.contiguous()}, str(tmp))
         tmp.replace(paths[i])
     bar.close()
     return paths
@@ -80,8 +88,3 @@ def load_shards(paths: list[Path]) -> torch.Tensor:
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-
-
-def read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    p = out_dir / "manifest.json"
-    return json.loads(p.read_text()) if p.is_file() else None

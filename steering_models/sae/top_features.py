@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from steering_models.positions import find_text_positions
-from steering_models.sae.activations import block_outputs
+from steering_models.sae.activations import SKIP_POSITIONS, block_outputs
 
 
 def sae_layer(sae: Any) -> int:
@@ -58,13 +58,13 @@ def interpret(model: Any, tokenizer: Any, sae: Any, layer: int, windows: torch.T
     idx = torch.tensor(features)
     best: dict[int, list[tuple[float, int, int]]] = {f: [] for f in features}
     for s in tqdm(range(0, len(windows), batch_size), desc="top contexts", unit="batch"):
-        x = block_outputs(model, layer, windows[s: s + batch_size])[:, 1:]  # skip the attention sink
+        x = block_outputs(model, layer, windows[s: s + batch_size])[:, SKIP_POSITIONS:]  # not the attention sink
         f = sae.encode(x.float().to(next(sae.parameters()).dtype)).float()[..., idx]  # [B, T-1, F]
         for j, feat in enumerate(features):
             vals, flat = f[..., j].flatten().topk(min(n_examples, f[..., j].numel()))
             for v, pos in zip(vals.tolist(), flat.tolist(), strict=True):
                 if v > 0:
-                    best[feat].append((v, s + pos // f.shape[1], pos % f.shape[1] + 1))
+                    best[feat].append((v, s + pos // f.shape[1], pos % f.shape[1] + SKIP_POSITIONS))
     out: dict[int, list[dict[str, Any]]] = {}
     for feat, hits in best.items():
         hits.sort(reverse=True)

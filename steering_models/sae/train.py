@@ -59,12 +59,25 @@ class TrainSettings:
             raise ValueError(f"SAE setting `heldout_percent`={self.heldout_percent} must be in 1-49.")
 
 
+def _split_corpus(data_dir: Path, s: TrainSettings) -> tuple[list, list, list]:
+    docs = corpus_mod.build_corpus(data_dir, s.n_prompts, s.seed)
+    return (docs, *corpus_mod.split_docs(docs, s.heldout_percent))
+
+
+def _pack_heldout(tokenizer: Any, heldout_docs: list, s: TrainSettings) -> torch.Tensor:
+    return corpus_mod.pack_windows(tokenizer, heldout_docs, s.context_size, s.heldout_tokens, s.seed + 1)
+
+
+def heldout_windows(tokenizer: Any, data_dir: Path, s: TrainSettings) -> torch.Tensor:
+    """The held-out windows of :func:`windows_for` alone (the train windows are not tokenized)."""
+    return _pack_heldout(tokenizer, _split_corpus(data_dir, s)[2], s)
+
+
 def windows_for(tokenizer: Any, data_dir: Path, s: TrainSettings) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(train windows, held-out windows, corpus description) — deterministic given the settings."""
-    docs = corpus_mod.build_corpus(data_dir, s.n_prompts, s.seed)
-    train_docs, heldout_docs = corpus_mod.split_docs(docs, s.heldout_percent)
+    docs, train_docs, heldout_docs = _split_corpus(data_dir, s)
     train = corpus_mod.pack_windows(tokenizer, train_docs, s.context_size, s.train_tokens, s.seed)
-    heldout = corpus_mod.pack_windows(tokenizer, heldout_docs, s.context_size, s.heldout_tokens, s.seed + 1)
+    heldout = _pack_heldout(tokenizer, heldout_docs, s)
     desc = {
         "documents": {src: sum(d.source == src for d in docs) for src in corpus_mod.SOURCES},
         "train_windows": int(train.shape[0]), "heldout_windows": int(heldout.shape[0]),
@@ -182,11 +195,9 @@ def remeasure(sae_dir: Path, pretrained: str, data_dir: Path) -> dict[str, float
     record = json.loads((sae_dir / TRAINING_FILE).read_text())
     s = TrainSettings(**record["settings"])
     model, tokenizer, _ = load_lm(pretrained)
-    _, heldout_w, desc = windows_for(tokenizer, data_dir, s)
-    if desc["heldout_fingerprint"] != record["corpus"]["heldout_fingerprint"]:
+    heldout_w = heldout_windows(tokenizer, data_dir, s)
+    if corpus_mod.corpus_fingerprint(heldout_w) != record["corpus"]["heldout_fingerprint"]:
         raise ValueError(f"the held-out windows built from {data_dir} differ from the ones {sae_dir} was measured "
                          "on (other data files or tokenizer). Point --data-dir at the data the SAE was trained on.")
-    x = torch.cat([acts_mod.block_outputs(model, s.layer, heldout_w[i: i + s.collect_batch_size])
-                   [:, acts_mod.SKIP_POSITIONS:].reshape(-1, model.config.hidden_size)
-                   for i in range(0, len(heldout_w), s.collect_batch_size)])
-    return measure(SAE.load_from_disk(str(sae_dir), device="cpu", dtype="float32"), x.to(torch.float16))
+    x = acts_mod.token_activations(model, s.layer, heldout_w, s.collect_batch_size)
+    return measure(SAE.load_from_disk(str(sae_dir), device="cpu", dtype="float32"), x)
