@@ -261,21 +261,25 @@ class SweepLM(SteeredHFLM):
                 groups.extend([r] for r in rs)
                 continue
             rs.sort(key=lambda r: r[1])
-            group: list[Row] = []
-            shared = 0
-            for r in rs:  # sorted: rows with a common prefix (one role's items) are neighbours
-                if group:
-                    n = _common_prefix(group[0][1], r[1])
-                    # a new group at `most` rows, or where the common prefix falls below half the group's
-                    # first shared length (the next role), or below min_shared_prefix
-                    if len(group) < most and n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.5 * shared):
-                        group.append(r)
-                        shared = n if len(group) == 2 else shared
-                        continue
-                    groups.append(group)
-                group, shared = [r], len(r[1])
-            if group:
-                groups.append(group)
+            groups.extend(self._neighbour_groups(rs, lambda r: r[1], most))
+        return groups
+
+    def _neighbour_groups(self, items: list, tokens: Any, most: int | None = None) -> list[list]:
+        """Sorted ``items`` -> runs of neighbours whose ``tokens(item)`` share a prefix of at least
+        ``min_shared_prefix`` tokens and at least half the run's first shared length (one role's items; the
+        next role starts a new run); at most ``most`` items a run when given."""
+        groups: list[list] = []
+        shared = 0
+        for item in items:
+            if groups:
+                group = groups[-1]
+                n = _common_prefix(tokens(group[0]), tokens(item))
+                if (most is None or len(group) < most) and n >= self.min_shared_prefix \
+                        and (len(group) == 1 or n >= 0.5 * shared):
+                    shared = n if len(group) == 1 else shared
+                    group.append(item)
+                    continue
+            groups.append([item])
         return groups
 
     def _score_shared(self, group: list[Row], rows: dict[Row, list[LLKey]]) -> bool:
@@ -284,22 +288,12 @@ class SweepLM(SteeredHFLM):
         The prefix stops before the first continuation logit any row needs and before the first
         column where the rows' steering masks differ; False (nothing run) when it would be too short.
         """
-        from steering_models.hooks import CallContext, _prompt_mask
-
         config = group[0][0]
-        prefix = min(_common_prefix(group[0][1], r[1]) for r in group)
-        prefix = min([prefix] + [r[2] - 1 for r in group])
-        width = max(len(r[1]) for r in group)
-        batch = self._pad(group, width)
-        layouts = [RowLayout(0, prompt_len, len(inp), config) for _, inp, prompt_len in group]
-        probe = CallContext("score", batch.cpu(), layouts)
-        for pos in {b[2] for b in self.steering.bound if b[4] == config}:
-            mask = _prompt_mask(pos, probe, self.tokenizer)[:, :prefix]
-            differs = (mask != mask[:1]).any(dim=0).nonzero()
-            if len(differs):
-                prefix = int(differs[0])
-        if prefix < self.min_shared_prefix:
+        prefix = self._shared_prefix([(inp, prompt_len) for _, inp, prompt_len in group], [config])
+        if not prefix:
             return False
+        batch = self._pad(group, max(len(r[1]) for r in group))
+        layouts = [RowLayout(0, prompt_len, len(inp), config) for _, inp, prompt_len in group]
         cols = self._needed_columns(group, rows, prefix)
         with torch.no_grad(), self._autocast():
             with self.steering.call(batch[:1], layouts[:1], "score"):
@@ -335,33 +329,17 @@ class SweepLM(SteeredHFLM):
         for (configs, ok), inputs in by_set.items():
             inputs.sort()
             share = ok and self.share_prefix
-            groups = self._input_groups(inputs) if share else [inputs]
+            groups = self._neighbour_groups(inputs, lambda i: i[0]) if share else [inputs]
             for group in groups:
                 for start in range(0, len(configs), most):
                     part = configs[start:start + most]
                     self._score_branched(group, part, rows, most, share)
                     pbar.update(len(group) * len(part))
 
-    def _input_groups(self, inputs: list[tuple[tuple[int, ...], int]]) -> list[list[tuple[tuple[int, ...], int]]]:
-        """Sorted inputs -> runs of neighbours with a common prefix of at least ``min_shared_prefix`` tokens
-        and at least half the first pair's (a new role starts a new group)."""
-        groups: list[list[tuple[tuple[int, ...], int]]] = []
-        shared = 0
-        for item in inputs:
-            if groups:
-                group = groups[-1]
-                n = _common_prefix(group[0][0], item[0])
-                if n >= self.min_shared_prefix and (len(group) == 1 or n >= 0.5 * shared):
-                    shared = n if len(group) == 1 else shared
-                    group.append(item)
-                    continue
-            groups.append([item])
-        return groups
-
     def _shared_prefix(self, group: list[tuple[tuple[int, ...], int]], configs: Sequence[int]) -> int:
         """Columns the group's inputs can take from one prefix pass: their common prefix, before the first
         continuation logit any needs and before the first column where a steering selector of ``configs``
-        marks the inputs differently; 0 when under ``min_shared_prefix`` or for a single input."""
+        marks the inputs differently; 0 when under ``min_shared_prefix`` or for a single input (nothing run)."""
         from steering_models.hooks import CallContext, _prompt_mask
 
         if len(group) < 2:

@@ -78,11 +78,9 @@ def branched(blocks: torch.nn.ModuleList, point: BranchPoint, n: int, k: int) ->
     try:
         if after:
             handles.append(blocks[layer].register_forward_hook(expand_output))
-            later = range(layer + 1, len(blocks))
         else:
             handles.append(blocks[layer].register_forward_pre_hook(expand_input, with_kwargs=True))
-            later = range(layer + 1, len(blocks))
-        for i in later:
+        for i in range(layer + 1, len(blocks)):
             handles.append(blocks[i].register_forward_pre_hook(expand_kwargs, with_kwargs=True))
         yield
     finally:
