@@ -65,6 +65,11 @@ class FitSettings:
     caa_strength: float = 1.0
     min_pairs: int = MIN_PAIRS
 
+    def __post_init__(self) -> None:  # checked when the settings are made, before any model loads
+        if self.gate_layers not in GATE_LAYERS:
+            raise ConvaDataError(f"gate layers {self.gate_layers!r} is not one of {', '.join(GATE_LAYERS)}. "
+                                 "Fix --gate-layers.")
+
 
 def load_lm(pretrained: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -130,9 +135,6 @@ def fit_value(model: Any, tokenizer: Any, identity: dict[str, Any], pairs: Pairs
         xg = torch.cat([gate_pos, negatives])
         yg = torch.cat([torch.ones(len(acts)), torch.zeros(len(negatives))])
         gg = np.concatenate([groups, n + np.arange(len(negatives))])
-        if s.gate_layers not in GATE_LAYERS:
-            raise ConvaDataError(f"gate layers {s.gate_layers!r} is not one of {', '.join(GATE_LAYERS)}. "
-                                 "Fix --gate-layers.")
         gate = probes.fit_layers(xg, yg, gg, s.test_fraction, s.seed, s.c, desc=f"{pairs.value}: gate",
                                  only=[min(layers)] if s.gate_layers == "lowest" else None)
         tensors.update(gate_w=gate.w, gate_b=gate.b, gate_test_acc=gate.test_acc)
