@@ -3,6 +3,7 @@
 # fit value vectors for VALUES, check the probe gate on the real prompts, then Base, ICA, CAA, ConVA w/o gate
 # and ConVA on each value's dilemmas and mmlu_conva4, a leaderboard and the per-method table (CSR, FR, MMLU).
 #   VALUES=all PAIRS=30 DILEMMAS=2 MMLU=1 OUT=results/conva10 NICE=10 bash examples/conva_experiment.sh
+# (~45 min on 2 idle cores; DILEMMAS=6 MMLU=5 G0=0.08 ~1.5 h)
 # DILEMMAS: dilemmas per value; MMLU: questions per MMLU subject (4 subjects, 5-shot) (lm-eval --limit).
 # One model load per step: `fit` fits all values in one process; Base (all values' dilemmas in one run, MMLU
 # in one run: neither depends on the value) and ICA run once; per value one sweep
@@ -11,6 +12,8 @@
 # MMLU. Resumable: a step whose results exist is skipped (rerun with the same OUT after a kill).
 # The judge: VALUE_JUDGE_BASE_URL/MODEL/API_KEY if set (e.g. GPT-4o as in the paper), else the embedded
 # default model as a local judge (weak: compare judges with `python -m analysis judge-agreement`).
+# G0: the gated ConVA's gate threshold (default: the op's 0.5); the gate-check step prints the interval of
+# g0 that separates dilemmas from MMLU questions the runs do not evaluate.
 # NICE=10 runs every model step under `nice -n 10` (shared machines). STEPS (default all) picks steps:
 # fit gate base ica sweeps mmlu table (e.g. STEPS=sweeps VALUES=power runs one value's sweep beside a fit).
 set -euo pipefail
@@ -37,15 +40,26 @@ done_run() { compgen -G "$1/*/results_*.json" > /dev/null; }  # lm-eval wrote it
 
 todo=""  # values without steering files yet (activations are cached: a refit after a kill is cheap)
 for v in ${VALUES//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || todo+="$v,"; done
+fit() {  # values, extra args; exit 1 = some value had no layer above the accuracy threshold (said above)
+  $N python -m steering_models.conva fit --pretrained default --values "$1" "${@:2}" --gate-format chat \
+    --gate-layers lowest --no-unembed ${G0:+--g0 "$G0"} --out "$OUT/conva_out" || [ $? -eq 1 ]
+}
 if want fit && [ -n "$todo" ]; then
-  stamp "fit ${todo%,} ($PAIRS pairs)"
-  $N python -m steering_models.conva fit --pretrained default --values "${todo%,}" --pairs "$PAIRS" \
-    --gate-format chat --gate-layers lowest --no-unembed --out "$OUT/conva_out"
+  stamp "fit ${todo%,} ($PAIRS pairs${G0:+, g0 $G0})"
+  fit "${todo%,}" --pairs "$PAIRS"
+  retry=""  # e.g. universalism on the embedded default: best allowed layer 0.889 at 30 pairs
+  for v in ${todo//,/ }; do [ -f "$OUT/conva_out/steer_conva_$v.yaml" ] || retry+="$v,"; done
+  if [ -n "$retry" ]; then
+    stamp "refit ${retry%,} with every pair"
+    fit "${retry%,}"
+  fi
 fi
 if want gate && [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
+  # on dilemmas and MMLU questions the runs do not evaluate (--offset = their --limit): pick G0 from this
   stamp "gate-check"
   $N python -m steering_models.conva gate-check --artifacts "$OUT/conva_out" --values "$VALUES" \
-    --n "$DILEMMAS" --apply-chat-template --out "$OUT/gate_check" | tee "$OUT/gate_check.txt"
+    --n "${GATE_N:-20}" --offset "$(( DILEMMAS > MMLU ? DILEMMAS : MMLU ))" --apply-chat-template \
+    ${G0:+--g0 "$G0"} --out "$OUT/gate_check" | tee "$OUT/gate_check.txt"
 fi
 
 M=pretrained=default,dtype=float32

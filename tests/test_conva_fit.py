@@ -160,6 +160,43 @@ def test_gate_check_on_the_real_task_prompts(fitted, tiny_llama_dir, tmp_path, c
     assert "gate_accuracy" in capsys.readouterr().out
 
 
+def test_gate_check_offset_reads_the_prompts_after_the_runs_limit(fitted, tiny_llama_dir, tmp_path, capsys):
+    """--offset 1 --n 1 scores exactly the second prompt of each task of an --n 2 check, and the printed
+    separating interval is (highest unrelated g, lowest related g) of its table."""
+    import pandas as pd
+
+    def check(out, *extra):
+        assert main(["gate-check", "--pretrained", str(tiny_llama_dir), "--artifacts", str(fitted), "--values",
+                     "power", "--max-length", "2000", "--out", str(out), *extra]) == 0
+        return pd.read_csv(out / "gate_check.csv"), capsys.readouterr().out
+
+    both, _ = check(tmp_path / "two", "--n", "2")
+    later, printed = check(tmp_path / "later", "--n", "1", "--offset", "1")
+    dilemmas = both[both["task"] != "mmlu_conva4"]["g"].tolist()
+    mmlu = both[both["task"] == "mmlu_conva4"]["g"].tolist()  # subject by subject, 2 questions each
+    assert later[later["task"] != "mmlu_conva4"]["g"].tolist() == pytest.approx([dilemmas[1]], abs=1e-6)
+    assert later[later["task"] == "mmlu_conva4"]["g"].tolist() == pytest.approx(mmlu[1::2], abs=1e-6)
+    assert (later["offset"] == 1).all()
+    hi, lo = later.loc[~later["value_related"], "g"].max(), later.loc[later["value_related"], "g"].min()
+    if hi < lo:
+        assert f"any g0 in ({hi:.4f}, {lo:.4f})" in printed
+    else:
+        assert f"no single g0 separates these prompts: an unrelated prompt has g = {hi:.4f}" in printed
+
+
+def test_fit_writes_g0_into_the_gated_steering_file(fitted, tiny_llama_dir, data_dir, tmp_path, capsys):
+    assert fit(tiny_llama_dir, data_dir, tmp_path, "--g0", "0.08", "--no-unembed") == 0
+    spec = yaml.safe_load((tmp_path / "steer_conva_power.yaml").read_text())
+    assert spec["interventions"][0]["g0"] == 0.08 and spec["meta"]["g0"] == 0.08
+    assert "g0" not in yaml.safe_load((tmp_path / "steer_conva_nogate_power.yaml").read_text())["interventions"][0]
+    lm = SteeredHFLM(pretrained=str(tiny_llama_dir), steer=str(tmp_path / "steer_conva_power.yaml"), device="cpu")
+    assert lm.steer_spec.interventions[0].op.g0 == 0.08
+    # a threshold outside [0, 1) is refused before any model loads (the model path does not exist)
+    assert main(["fit", "--pretrained", str(tmp_path / "no-model"), "--values", "power", "--data-dir",
+                 str(data_dir), "--out", str(tmp_path / "x"), "--g0", "1.5"]) == 2
+    assert "g0=1.5 is not a gate threshold in [0, 1)" in capsys.readouterr().err
+
+
 def test_gate_fitted_on_chat_templated_texts(fitted, tiny_llama_dir, data_dir, tmp_path):
     assert fit(tiny_llama_dir, data_dir, tmp_path, "--gate-format", "chat", "--no-unembed") == 0
     chat, raw = artifacts.load(tmp_path, "power"), artifacts.load(fitted, "power")

@@ -81,6 +81,25 @@ def test_cli_writes_tables(board_dir, tmp_path, capsys):
     assert (tmp_path / "o" / "conva_table.csv").is_file() and (tmp_path / "o" / "conva_csr_by_value.csv").is_file()
 
 
+def test_a_judge_giving_one_label_to_every_reply_is_flagged(board_dir, tmp_path, capsys):
+    from steering_models.conva.table import constant_judge
+
+    board, runs = read_leaderboard(board_dir)
+    assert constant_judge(board, runs) == []  # the hand-made board's judge uses both labels
+    # every CSR 0 (the embedded local judge's "No" to all), FR mixed: only CSR is flagged, with its count:
+    # n_scored_csr 2 (ICA) + 4+2+4+4 (power) + 2+4+4 (self-direction) = 26
+    lines = [line if "/csr," not in line else ",".join(x if i == 0 or x == "" else "0.0"
+                                                        for i, x in enumerate(line.split(",")))
+             for line in BOARD.splitlines()]
+    (tmp_path / "runs.csv").write_text(RUNS)
+    (tmp_path / "leaderboard.csv").write_text("\n".join(lines) + "\n")
+    board, runs = read_leaderboard(tmp_path)
+    warnings = constant_judge(board, runs)
+    assert len(warnings) == 1 and "all 26 scored CSR replies the label 'No'" in warnings[0]
+    assert main(["table", str(tmp_path)]) == 0
+    assert "all 26 scored CSR replies" in capsys.readouterr().out
+
+
 def test_missing_leaderboard_is_one_clear_error(tmp_path, capsys):
     assert main(["table", str(tmp_path)]) == 2
     assert "leaderboard.csv does not exist" in capsys.readouterr().err

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the gate on the texts as they are, or chat-templated (for --apply_chat_template runs)")
     p.add_argument("--caa-layer", type=int, default=None, help="CAA steering layer (default: middle selected layer)")
     p.add_argument("--caa-strength", type=float, default=1.0, help="CAA coefficient")
+    p.add_argument("--g0", type=float, default=None,
+                   help="gate threshold written into steer_conva_<value>.yaml (default: the op's; pick one with "
+                        "gate-check --offset)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -63,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--artifacts", required=True, type=Path, help="folder written by fit --out")
     g.add_argument("--values", required=True, help="comma-separated values")
     g.add_argument("--n", type=int, default=20, help="prompts per (sub)task")
+    g.add_argument("--offset", type=int, default=0,
+                   help="skip the first N docs of each task (the runs' --limit): choose g0 on prompts not evaluated")
     g.add_argument("--apply-chat-template", action="store_true", help="as lm_eval --apply_chat_template")
     g.add_argument("--g0", type=float, default=None, help="gate threshold (default: Table 16 per value)")
     g.add_argument("--max-length", type=int, default=4096)
@@ -80,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def table(args: argparse.Namespace) -> int:
     from steering_models.conva.table import (
         changed_vs_base,
+        constant_judge,
         csr_by_value,
         method_table,
         read_leaderboard,
@@ -93,6 +99,8 @@ def table(args: argparse.Namespace) -> int:
     print(main_table.to_markdown(index=False, floatfmt=".3f"))
     print()
     print(by_value.to_markdown(index=False, floatfmt=".3f"))
+    for warning in constant_judge(board, runs):
+        print(f"\n{warning}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         main_table.to_csv(args.out / "conva_table.csv", index=False)
@@ -101,12 +109,19 @@ def table(args: argparse.Namespace) -> int:
 
 
 def gate_check(args: argparse.Namespace) -> int:
-    from steering_models.conva.gate_check import run_gate_check, summarize
+    from steering_models.conva.gate_check import run_gate_check, separating_range, summarize
 
     values = [v.strip() for v in args.values.split(",") if v.strip()]
     table = run_gate_check(args.pretrained, args.artifacts, values, args.n, args.apply_chat_template, args.g0,
-                           args.out, args.max_length, args.batch_size, args.device)
+                           args.out, args.max_length, args.batch_size, args.device, args.offset)
     print(summarize(table).to_string(index=False))
+    hi_unrelated, lo_related = separating_range(table)
+    if hi_unrelated < lo_related:
+        print(f"any g0 in ({hi_unrelated:.4f}, {lo_related:.4f}) opens the gate on every value-related prompt "
+              "and on no unrelated one")
+    else:
+        print(f"no single g0 separates these prompts: an unrelated prompt has g = {hi_unrelated:.4f} >= "
+              f"{lo_related:.4f}, the lowest g of a value-related one")
     print(f"wrote {args.out / 'gate_check.csv'}")
     return 0
 
@@ -140,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                                max_length=args.max_length, gate_negatives_n=args.gate_negatives_n,
                                gate_format=args.gate_format, gate_layers=args.gate_layers,
                                caa_layer=args.caa_layer, caa_strength=args.caa_strength,
-                               min_pairs=args.min_pairs)
+                               min_pairs=args.min_pairs, g0=args.g0)
         written, errors = run_fit(args.pretrained, values, args.data_dir, args.out, settings, gate_neg,
                                   cache_dir, args.device, args.dtype, not args.no_unembed)
     except (ConvaDataError, SpecError, FileNotFoundError) as e:

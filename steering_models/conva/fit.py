@@ -64,11 +64,16 @@ class FitSettings:
     caa_layer: int | None = None
     caa_strength: float = 1.0
     min_pairs: int = MIN_PAIRS
+    # the gated steering file's g_0 (None: the op's default); choose it with gate-check --offset
+    g0: float | None = None
 
     def __post_init__(self) -> None:  # checked when the settings are made, before any model loads
         if self.gate_layers not in GATE_LAYERS:
             raise ConvaDataError(f"gate layers {self.gate_layers!r} is not one of {', '.join(GATE_LAYERS)}. "
                                  "Fix --gate-layers.")
+        if self.g0 is not None and not 0.0 <= self.g0 < 1.0:
+            raise ConvaDataError(f"g0={self.g0} is not a gate threshold in [0, 1): the gate g(x) is a "
+                                 "probability. Fix --g0.")
 
 
 def load_lm(pretrained: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
@@ -147,11 +152,13 @@ def write_steering_files(art: artifacts.Artifact, out: Path, s: FitSettings) -> 
     value = art.value
     vec = caa.save_vectors(art.tensors["caa"], out / f"caa_{value}.safetensors", value)
     caa_layer = s.caa_layer if s.caa_layer is not None else art.layers[len(art.layers) // 2]
+    gated: dict[str, Any] = {"layer": art.layers, "op": "conva", "artifact": ".", "value": value,
+                             "gate": {"type": "probe"}}
+    gated_meta: dict[str, Any] = {"kind": "conva", "value": value, "gate": "probe"}
+    if s.g0 is not None:
+        gated["g0"] = gated_meta["g0"] = s.g0
     specs = {
-        f"steer_conva_{value}.yaml": {
-            "name": f"conva-{value}", "meta": {"kind": "conva", "value": value, "gate": "probe"},
-            "interventions": [{"layer": art.layers, "op": "conva", "artifact": ".", "value": value,
-                               "gate": {"type": "probe"}}]},
+        f"steer_conva_{value}.yaml": {"name": f"conva-{value}", "meta": gated_meta, "interventions": [gated]},
         f"steer_conva_nogate_{value}.yaml": {
             "name": f"conva-nogate-{value}", "meta": {"kind": "conva", "value": value, "gate": "none"},
             "interventions": [{"layer": art.layers, "op": "conva", "artifact": ".", "value": value,

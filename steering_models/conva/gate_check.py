@@ -30,8 +30,9 @@ def _tasks(obj: Any) -> list[Any]:
     return []
 
 
-def task_prompts(task: str, n: int, tokenizer: Any, chat: bool) -> list[str]:
-    """The contexts lm-eval builds for the first ``n`` docs of each subtask of ``task``."""
+def task_prompts(task: str, n: int, tokenizer: Any, chat: bool, offset: int = 0) -> list[str]:
+    """The contexts lm-eval builds for docs ``offset`` .. ``offset + n - 1`` of each subtask of ``task``
+    (``offset`` = the runs' ``--limit``: prompts the runs do not evaluate, to choose g_0 on)."""
     from lm_eval.tasks import TaskManager, get_task_dict
 
     def template(history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -39,9 +40,9 @@ def task_prompts(task: str, n: int, tokenizer: Any, chat: bool) -> list[str]:
 
     prompts: list[str] = []
     for t in _tasks(get_task_dict([task], TaskManager())):
-        t.build_all_requests(limit=n, apply_chat_template=chat, chat_template=template if chat else None,
+        t.build_all_requests(limit=offset + n, apply_chat_template=chat, chat_template=template if chat else None,
                              tokenizer_name=getattr(tokenizer, "name_or_path", ""))
-        prompts += list(dict.fromkeys(inst.args[0] for inst in t.instances))
+        prompts += list(dict.fromkeys(inst.args[0] for inst in t.instances))[offset:]
     return prompts
 
 
@@ -63,7 +64,7 @@ def gate_pooling(art: artifacts.Artifact) -> str:
 
 def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: int, chat: bool,
                    g0: float | None, out: Path, max_length: int = 4096, batch_size: int = 2,
-                   device: str = "cpu") -> pd.DataFrame:
+                   device: str = "cpu", offset: int = 0) -> pd.DataFrame:
     from steering_models.conva.fit import load_lm
 
     arts = [artifacts.load(artifact_dir, v) for v in values]
@@ -73,12 +74,12 @@ def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: in
         if not art.has_gate:
             raise artifacts.ArtifactError(f"ConVA artifact for {art.value!r} has no probe gate; refit with "
                                           "--gate-negatives.")
-    unrelated = task_prompts("mmlu_conva4", n, tokenizer, chat)
+    unrelated = task_prompts("mmlu_conva4", n, tokenizer, chat, offset)
     unrelated_acts: dict[str, torch.Tensor] = {}  # per pooling: one pass over the MMLU prompts for all values
     rows = []
     for art in arts:
         threshold = g0 if g0 is not None else PROBE_GATE_G0
-        related = task_prompts(f"schwartz_dilemmas_{art.value.replace('-', '_')}", n, tokenizer, chat)
+        related = task_prompts(f"schwartz_dilemmas_{art.value.replace('-', '_')}", n, tokenizer, chat, offset)
         pooling = gate_pooling(art)
         if pooling not in unrelated_acts:
             unrelated_acts[pooling] = collect(model, tokenizer, unrelated, pooling, batch_size, max_length,
@@ -86,7 +87,7 @@ def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: in
         for task, prompts in ((f"schwartz_dilemmas_{art.value}", related), ("mmlu_conva4", unrelated)):
             acts = unrelated_acts[pooling] if task == "mmlu_conva4" else None
             g = gate_scores(model, tokenizer, art, prompts, max_length, batch_size, acts)
-            rows += [{"value": art.value, "task": task, "prompt": i, "g": float(x), "g0": threshold,
+            rows += [{"value": art.value, "task": task, "prompt": i, "offset": offset, "g": float(x), "g0": threshold,
                       "open": bool(x > threshold), "value_related": task != "mmlu_conva4"}
                      for i, x in enumerate(g)]
     table = pd.DataFrame(rows)
@@ -101,3 +102,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         prompts=("g", "size"), open_share=("open", "mean"), mean_g=("g", "mean"), g0=("g0", "first"))
     acc = table.assign(correct=correct).groupby("value", sort=False)["correct"].mean().rename("gate_accuracy")
     return summary.reset_index().merge(acc.reset_index(), on="value")
+
+
+def separating_range(table: pd.DataFrame) -> tuple[float, float]:
+    """(highest g of a value-unrelated prompt, lowest g of a value-related one) over all values: any g_0
+    strictly between them opens the gate on every value-related prompt and on no unrelated one (the
+    paper tunes g_0 per value, Table 16; the interval is empty when the first number is not below the
+    second)."""
+    related = table["value_related"].astype(bool)
+    return float(table.loc[~related, "g"].max()), float(table.loc[related, "g"].min())

@@ -111,6 +111,21 @@ def method_table(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def constant_judge(board: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """One warning per judged metric (CSR, FR) whose every scored reply, over all methods, got the same label:
+    such a judge cannot rank the methods (the embedded 0.5B model as local judge answers "No"/"False" to all)."""
+    long = per_value(board, runs)
+    warnings = []
+    for metric, labels in (("csr", ("No", "Yes")), ("fr", ("False", "True"))):
+        share, n = _pooled(long, metric)
+        if n and share in (0.0, 1.0):
+            warnings.append(f"warning: the judge gave all {n} scored {metric.upper()} replies the label "
+                            f"{labels[int(share)]!r}, so {metric.upper()} cannot rank the methods; rerun the dilemma "
+                            "tasks with a stronger judge (VALUE_JUDGE_BASE_URL/VALUE_JUDGE_MODEL) and compare "
+                            "judges with `python -m analysis judge-agreement`.")
+    return warnings
+
+
 def csr_by_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     long = per_value(board, runs)
     table = long.pivot_table(index="value", columns="method", values="csr", aggfunc="mean")
