@@ -2,8 +2,8 @@
 # The ConVA experiment (Jin et al. §4) at a CPU-feasible size on the embedded default model, one command:
 # fit value vectors for VALUES, check the probe gate on the real prompts, then Base, ICA, CAA, ConVA w/o gate
 # and ConVA on each value's dilemmas and mmlu_conva4, a leaderboard and the per-method table (CSR, FR, MMLU).
-#   VALUES=all PAIRS=30 DILEMMAS=2 MMLU=1 OUT=results/conva10 NICE=10 bash examples/conva_experiment.sh
-# (~45 min on 2 idle cores; DILEMMAS=6 MMLU=5 G0=0.08 ~1.5 h)
+#   VALUES=all PAIRS=30 DILEMMAS=6 MMLU=5 G0=0.08 OUT=results/conva10_g0 bash examples/conva_experiment.sh
+# (~1 h on 2 idle cores, plus ~20 min the first time for the activations; DILEMMAS=2 MMLU=1: ~25 min)
 # DILEMMAS: dilemmas per value; MMLU: questions per MMLU subject (4 subjects, 5-shot) (lm-eval --limit).
 # One model load per step: `fit` fits all values in one process; Base (all values' dilemmas in one run, MMLU
 # in one run: neither depends on the value) and ICA run once; per value one sweep

@@ -140,3 +140,30 @@ def test_replies_changed_vs_base(tmp_path):
         write_run(tmp_path / "nogate_power", "conva-nogate-power", {"schwartz_dilemmas_power": ["a", "b", "c"]}),
     ]
     assert changed_vs_base(runs) == {"CAA": (4, 5), "ConVA": (1, 3), "ConVA w/o gate": (0, 3)}
+
+
+def test_mmlu_answers_changed_vs_base(tmp_path):
+    """The predicted choice is the argmax of the per-choice loglikelihoods; a run is compared with Base on the
+    same (subtask, doc); ICA runs no MMLU."""
+    import json
+
+    from steering_models.conva.table import mmlu_changed_vs_base
+
+    def mmlu_run(name: str, steering_name: str | None, lls: dict[str, list[list[float]]]) -> Path:
+        folder = write_run(tmp_path / name, steering_name, {})
+        out = folder / "default"
+        for task, docs in lls.items():
+            lines = [json.dumps({"doc_id": i, "resps": [[[ll, "False"]] for ll in doc]}) for i, doc in enumerate(docs)]
+            (out / f"samples_{task}_2026-11-30T12-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+        return folder
+
+    base = {"mmlu_conva4_astronomy": [[-1.0, -2.0, -3.0, -4.0], [-4.0, -1.0, -2.0, -3.0]],
+            "mmlu_conva4_global_facts": [[-2.0, -1.0, -3.0, -4.0]]}
+    runs = [
+        mmlu_run("base", None, base),
+        # CAA: same first answer despite other numbers, second flips to choice 2, global_facts flips to 0
+        mmlu_run("caa", "caa-power", {"mmlu_conva4_astronomy": [[-0.5, -2.5, -3.0, -4.0], [-4.0, -2.0, -1.0, -3.0]],
+                                      "mmlu_conva4_global_facts": [[-0.1, -1.0, -3.0, -4.0]]}),
+        mmlu_run("conva", "conva-power", base),  # the gate stayed shut: Base's numbers
+    ]
+    assert mmlu_changed_vs_base(runs) == {"CAA": (2, 3), "ConVA": (0, 3)}

@@ -88,6 +88,7 @@ def table(args: argparse.Namespace) -> int:
         constant_judge,
         csr_by_value,
         method_table,
+        mmlu_changed_vs_base,
         read_leaderboard,
         with_changed,
     )
@@ -96,6 +97,7 @@ def table(args: argparse.Namespace) -> int:
     main_table, by_value = method_table(board, runs), csr_by_value(board, runs)
     if args.runs:
         main_table = with_changed(main_table, changed_vs_base(args.runs))
+        main_table = with_changed(main_table, mmlu_changed_vs_base(args.runs), "MMLU answers changed vs Base")
     print(main_table.to_markdown(index=False, floatfmt=".3f"))
     print()
     print(by_value.to_markdown(index=False, floatfmt=".3f"))

@@ -13,8 +13,8 @@ with ``schwartz_dilemmas_ica_*`` tasks = ICA, ``caa-*`` = CAA, ``conva-nogate-*`
   is for dilemmas).
 
 A second table gives CSR per value and method. With ``--runs RUN_DIR...`` (the runs the leaderboard read),
-a judge-free column: the share of a steered method's dilemma replies that differ from Base's reply to the
-same dilemma (same task, same doc).
+two judge-free columns: the share of a steered method's dilemma replies that differ from Base's reply to the
+same dilemma (same task, same doc), and the share of its MMLU predictions that differ from Base's.
 """
 
 from __future__ import annotations
@@ -132,40 +132,61 @@ def csr_by_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return table[[m for m in METHODS if m in table.columns]].reset_index()
 
 
-def _replies(path: Path) -> dict[str, str]:
-    """doc_id -> the raw generated reply, from one lm-eval samples JSONL."""
+def _reply(sample: dict[str, Any]) -> str:
+    """A generated dilemma reply, as generated."""
+    return str(sample["resps"][0][0])
+
+
+def _choice(sample: dict[str, Any]) -> str:
+    """A multiple-choice prediction: the index of the highest-loglikelihood choice (as lm-eval's acc)."""
+    lls = [float(r[0][0]) for r in sample["resps"]]
+    return str(max(range(len(lls)), key=lls.__getitem__))
+
+
+def _answers(path: Path, answer: Any) -> dict[str, str]:
+    """doc_id -> answer(sample), from one lm-eval samples JSONL."""
     out = {}
     for line in path.read_text().splitlines():
         if line.strip():
             sample: dict[str, Any] = json.loads(line)
-            out[str(sample["doc_id"])] = str(sample["resps"][0][0])
+            out[str(sample["doc_id"])] = answer(sample)
     return out
 
 
-def changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
-    """method -> (replies that differ from Base's reply to the same dilemma, replies compared)."""
+def _changed(run_dirs: list[str | Path], task_re: str, answer: Any) -> dict[str, tuple[int, int]]:
     from analysis.io import find_runs
 
     base: dict[tuple[str, str], str] = {}
     steered: list[tuple[str, str, dict[str, str]]] = []
     for run in find_runs(list(run_dirs)):
-        tasks = {t: p for t, p in run.sample_files.items() if re.match(r"^schwartz_dilemmas_(?!ica_)", t)}
+        tasks = {t: p for t, p in run.sample_files.items() if re.match(task_re, t)}
         method = method_of(run.config_id, set(run.sample_files))
         for task, path in tasks.items():
             if method == "Base":
-                base.update({(task, doc): reply for doc, reply in _replies(path).items()})
+                base.update({(task, doc): a for doc, a in _answers(path, answer).items()})
             elif method in METHODS:
-                steered.append((method, task, _replies(path)))
+                steered.append((method, task, _answers(path, answer)))
     counts: dict[str, tuple[int, int]] = {}
-    for method, task, replies in steered:
-        pairs = [(reply, base[(task, doc)]) for doc, reply in replies.items() if (task, doc) in base]
+    for method, task, answers in steered:
+        pairs = [(a, base[(task, doc)]) for doc, a in answers.items() if (task, doc) in base]
         changed, total = counts.get(method, (0, 0))
-        counts[method] = (changed + sum(a != b for a, b in pairs), total + len(pairs))
+        counts[method] = (changed + sum(x != y for x, y in pairs), total + len(pairs))
     return counts
 
 
-def with_changed(table: pd.DataFrame, counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+def changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
+    """method -> (dilemma replies that differ from Base's reply to the same dilemma, replies compared)."""
+    return _changed(run_dirs, r"^schwartz_dilemmas_(?!ica_)", _reply)
+
+
+def mmlu_changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
+    """method -> (mmlu_conva4 questions whose predicted choice differs from Base's, questions compared): at
+    chance-level accuracy this shows what the accuracy cannot, whether a steering method touches the answers."""
+    return _changed(run_dirs, r"^mmlu_conva4_", _choice)
+
+
+def with_changed(table: pd.DataFrame, counts: dict[str, tuple[int, int]],
+                 column: str = "replies changed vs Base") -> pd.DataFrame:
     table = table.copy()
-    table["replies changed vs Base"] = [f"{counts[m][0]}/{counts[m][1]}" if m in counts else ""
-                                        for m in table["method"]]
+    table[column] = [f"{counts[m][0]}/{counts[m][1]}" if m in counts else "" for m in table["method"]]
     return table
