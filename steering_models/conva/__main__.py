@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--offset", type=int, default=0,
                    help="skip the first N docs of each task (the runs' --limit): choose g0 on prompts not evaluated")
     g.add_argument("--apply-chat-template", action="store_true", help="as lm_eval --apply_chat_template")
-    g.add_argument("--g0", type=float, default=None, help="gate threshold (default: Table 16 per value)")
+    g.add_argument("--g0", type=float, default=None, help="gate threshold (default: the probe gate's 0.5)")
     g.add_argument("--max-length", type=int, default=4096)
     g.add_argument("--batch-size", type=int, default=2)
     g.add_argument("--device", default="cpu")
