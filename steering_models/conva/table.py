@@ -19,9 +19,9 @@ same dilemma (same task, same doc), and the share of its MMLU predictions that d
 
 from __future__ import annotations
 
-import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,17 +143,15 @@ def _choice(sample: dict[str, Any]) -> str:
     return str(max(range(len(lls)), key=lls.__getitem__))
 
 
-def _answers(path: Path, answer: Any) -> dict[str, str]:
+def _answers(path: Path, answer: Callable[[dict[str, Any]], str]) -> dict[str, str]:
     """doc_id -> answer(sample), from one lm-eval samples JSONL."""
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            sample: dict[str, Any] = json.loads(line)
-            out[str(sample["doc_id"])] = answer(sample)
-    return out
+    from analysis.io import read_samples_jsonl
+
+    return {str(sample["doc_id"]): answer(sample) for sample in read_samples_jsonl(path)}
 
 
-def _changed(run_dirs: list[str | Path], task_re: str, answer: Any) -> dict[str, tuple[int, int]]:
+def _changed(run_dirs: list[str | Path], task_re: str,
+             answer: Callable[[dict[str, Any]], str]) -> dict[str, tuple[int, int]]:
     from analysis.io import find_runs
 
     base: dict[tuple[str, str], str] = {}
