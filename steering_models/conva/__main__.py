@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             gate_neg = None
         cache_dir = None
         if not args.no_cache:
-            from steering_models.default_model import cache_root
+            from lm_eval_tasks.resources import cache_root
 
             cache_dir = args.cache_dir or cache_root() / "conva-activations"
         settings = FitSettings(pooling=args.pooling, gate_pooling=args.gate_pooling, pairs=args.pairs,

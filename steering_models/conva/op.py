@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lm_eval_tasks.resources import resolve_path
 from steering_models.conva import artifacts
 from steering_models.conva.defaults import PROBE_GATE_G0, TABLE16
 from steering_models.conva.gates import Gate, ProbeGate, parse_gate
@@ -76,9 +77,7 @@ class ConvaOp(SteeringOp):
         if not isinstance(art, str) or not art:
             raise spec_error(where, "artifact", art, "must be the folder written by "
                              "`python -m steering_models.conva fit` (or one <value>.json in it)")
-        path = Path(art).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = resolve_path(art, base_dir)
         value = params.get("value")
         if value is not None and not isinstance(value, str):
             raise spec_error(where, "value", value, "must be a value name such as power")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from steering_models.default_model import cache_root
+from lm_eval_tasks.resources import cache_root
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lm_eval_tasks.resources import resolve_path
 from steering_models.errors import SpecError
 from steering_models.spec import SteerSpec, load_spec
 
@@ -153,9 +154,7 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
     if include_path is not None:
         if not isinstance(include_path, str):
             raise _err(where, "include_path", include_path, "must be a folder path")
-        resolved = Path(include_path).expanduser()
-        if not resolved.is_absolute() and base_dir is not None:
-            resolved = base_dir / resolved
+        resolved = resolve_path(include_path, base_dir)
         if not resolved.is_dir():
             raise _err(where, "include_path", include_path, "is not a folder")
         include_path = str(resolved)
@@ -185,10 +184,7 @@ def _expand(entry: Any, where: str, base_dir: Path | None) -> list[SteerSpec]:
     if entry == "unsteered":
         return [SteerSpec()]
     if isinstance(entry, str):
-        path = Path(entry).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        return [load_spec(path)]
+        return [load_spec(resolve_path(entry, base_dir))]
     if isinstance(entry, Mapping) and len(entry) == 1 and next(iter(entry)) in GENERATORS:
         kind, params = next(iter(entry.items()))
         if not isinstance(params, Mapping):
@@ -213,9 +209,7 @@ def _amounts(params: dict[str, Any], op: str, where: str) -> tuple[str, list[Any
 
 def _read_features(value: Any, where: str, base_dir: Path | None) -> list[int]:
     if isinstance(value, str):
-        path = Path(value).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = resolve_path(value, base_dir)
         if not path.is_file():
             raise _err(where, "features", value, "is not a file", "Give a list of feature ids or a file of them.")
         text = path.read_text()
@@ -267,9 +261,7 @@ def _vectors(params: dict[str, Any], where: str, base_dir: Path | None) -> list[
     for key in ("file", "layer"):
         if key not in params:
             raise _err(where, key, None, "is missing", f"Add `{key}:` to the generator.")
-    file = Path(params.pop("file")).expanduser()
-    if not file.is_absolute() and base_dir is not None:
-        file = base_dir / file
+    file = resolve_path(params.pop("file"), base_dir)
     if not file.is_file():
         raise _err(where, "file", str(file), "is not a file", "Give a safetensors file of [d_model] vectors.")
     from safetensors import safe_open
