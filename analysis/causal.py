@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.orientations import value_columns
+from lm_eval_tasks.values import VALUES
 
 INDEP_TESTS = ("fisherz", "chisq", "gsq", "kci")
 MIN_ROWS = 5  # below this no conditional-independence test means anything
@@ -227,10 +228,6 @@ def skeleton_f1(learned: list[tuple[str, str]], truth: list[tuple[str, str]]) ->
     return 2 * precision * recall / (precision + recall)
 
 
-def graph_from_edges(nodes: list[str], edges: list[tuple[str, str]], params: dict[str, Any] | None = None) -> ValueGraph:
-    return ValueGraph(nodes=list(nodes), edges=sorted(set(edges)), params=params or {})
-
-
 def load_graph_json(path: str | Path) -> ValueGraph:
     """A graph written by ``python -m analysis graph`` (its ``edges``, before reduction)."""
     path = Path(path)
@@ -240,9 +237,7 @@ def load_graph_json(path: str | Path) -> ValueGraph:
     data = json.loads(path.read_text())
     if "edges" not in data:
         raise ValueError(f"{path} has no 'edges' list; pass the graph.json written by `python -m analysis graph`.")
-    from analysis.values import KANG_VALUES
-
-    nodes = data.get("nodes") or list(KANG_VALUES)
+    nodes = data.get("nodes") or list(VALUES)
     return ValueGraph(nodes=list(nodes), edges=[(a, b) for a, b in data["edges"]], params=data.get("params", {}),
                       dropped=data.get("dropped_columns", []))
 

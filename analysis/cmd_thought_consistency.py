@@ -6,14 +6,10 @@ import argparse
 from pathlib import Path
 
 from analysis.cmdutil import friendly_errors
-from analysis.consistency import (
-    get_judge_or_explain,
-    inconsistency_table,
-    judge_thoughts,
-    with_paper,
-)
+from analysis.consistency import inconsistency_table, judge_thoughts, with_paper
 from analysis.io import load_samples
 from analysis.tables import to_markdown, write_table
+from lm_eval_tasks.judge import require_judge
 
 HELP = ("Table 2: thought/answer inconsistency before vs after steering (the judge labels each CoT thought "
         "with Template 1; needs VALUE_JUDGE_* settings)")
@@ -31,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if samples.empty:
         raise ValueError("Table 2 needs CoT samples with a thought (valuebench_cot_* tasks); the runs hold only "
                          "loglikelihood samples.")
-    table = with_paper(inconsistency_table(samples, judge_thoughts(samples, get_judge_or_explain())))
+    table = with_paper(inconsistency_table(samples, judge_thoughts(samples, require_judge("Table 2"))))
     print(to_markdown(table))
     if args.out is not None:
         write_table(table, args.out, "thought_answer_inconsistency")

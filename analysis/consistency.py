@@ -10,12 +10,12 @@ Needs a judge: only run when asked for (``--judge``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
+from lm_eval_tasks.judge import Judge
 
-def judge_thoughts(samples: pd.DataFrame, judge: Any, progress: bool = True) -> pd.Series:
+
+def judge_thoughts(samples: pd.DataFrame, judge: Judge, progress: bool = True) -> pd.Series:
     """Template 1 label of each sample's thought (None where no thought or no parse)."""
     has = samples["thought"].notna() & (samples["thought"].astype(str).str.strip() != "")
     labels = pd.Series([None] * len(samples), index=samples.index, dtype=object)
@@ -36,13 +36,6 @@ def inconsistency_table(samples: pd.DataFrame, thought_labels: pd.Series) -> pd.
         rate = float((both["thought_label"] != both["label"]).mean()) if len(both) else float("nan")
         rows.append({"when": when, "inconsistency": rate, "n_compared": len(both), "n_samples": len(sub)})
     return pd.DataFrame(rows)
-
-
-def get_judge_or_explain() -> Any:
-    """The configured judge, or a ValueError saying how to configure one."""
-    from analysis.judge import require_judge
-
-    return require_judge("Table 2")
 
 
 def with_paper(table: pd.DataFrame) -> pd.DataFrame:

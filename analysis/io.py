@@ -27,7 +27,13 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.judge.samples import logged_dict
+from lm_eval_tasks.lm_eval_outputs import (
+    LmEvalOutputError,
+    logged_dict,
+    read_jsonl,
+    results_date_id,
+    samples_name,
+)
 
 SAMPLE_COLUMNS = [
     "run", "run_dir", "model", "task", "mode", "config", "steer_kind", "feature", "role_id", "role_name",
@@ -35,13 +41,7 @@ SAMPLE_COLUMNS = [
     "thought", "answer", "judged_by", "p_yes_minus_p_no",
 ]
 
-_RESULTS = re.compile(r"^results_(?P<ts>.+)\.json$")
-_SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
 _VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
-
-
-class NotAnLmEvalOutput(ValueError):
-    """A path that is not what ``lm_eval --output_path ... --log_samples`` writes."""
 
 
 @dataclass
@@ -116,23 +116,23 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
     """Every run (results JSON + its sample files) under each path; labels are unique.
 
     A path may be the ``--output_path`` folder, the model sub-folder lm-eval made in it, or one
-    ``results_*.json`` file. Raises ``NotAnLmEvalOutput`` naming the missing file.
+    ``results_*.json`` file. Raises ``LmEvalOutputError`` naming the missing file.
     """
     runs: list[Run] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise NotAnLmEvalOutput(f"{path} does not exist; pass the --output_path folder of an "
+            raise LmEvalOutputError(f"{path} does not exist; pass the --output_path folder of an "
                                     "`lm_eval ... --log_samples` run.")
         if path.is_file():
-            if not _RESULTS.match(path.name):
-                raise NotAnLmEvalOutput(f"{path} is not an lm-eval results file (results_<timestamp>.json); "
+            if results_date_id(path.name) is None:
+                raise LmEvalOutputError(f"{path} is not an lm-eval results file (results_<timestamp>.json); "
                                         "pass the --output_path folder or its results_*.json.")
             results_files = [path]
         else:
-            results_files = sorted(p for p in path.rglob("results_*.json") if _RESULTS.match(p.name))
+            results_files = sorted(p for p in path.rglob("results_*.json") if results_date_id(p.name))
             if not results_files:
-                raise NotAnLmEvalOutput(
+                raise LmEvalOutputError(
                     f"{path} is not an lm-eval output folder: no results_<timestamp>.json found under it; "
                     "pass the --output_path of an `lm_eval ... --output_path DIR --log_samples` run.")
         base = path.name if path.is_dir() else path.parent.name
@@ -168,16 +168,16 @@ def _read_run(label: str, results_path: Path) -> Run:
     try:
         results = json.loads(results_path.read_text())
     except json.JSONDecodeError as exc:
-        raise NotAnLmEvalOutput(f"{results_path} is not valid JSON ({exc}); re-run lm_eval or remove the file.") from exc
+        raise LmEvalOutputError(f"{results_path} is not valid JSON ({exc}); re-run lm_eval or remove the file.") from exc
     if not isinstance(results, dict) or "results" not in results:
-        raise NotAnLmEvalOutput(f"{results_path} has no 'results' key, so it is not an lm-eval results "
+        raise LmEvalOutputError(f"{results_path} has no 'results' key, so it is not an lm-eval results "
                                 "file; pass the --output_path folder of an lm_eval run.")
-    ts = _RESULTS.match(results_path.name)["ts"]
+    ts = results_date_id(results_path.name)
     samples = {}
     for p in results_path.parent.glob(f"samples_*_{ts}.jsonl"):
-        m = _SAMPLES.match(p.name)
-        if m and m["ts"] == ts:
-            samples[m["task"]] = p
+        name = samples_name(p.name)
+        if name is not None and name.date_id == ts:
+            samples[name.task] = p
     return Run(label=label, results_path=results_path, results=results, sample_files=samples)
 
 
@@ -222,21 +222,18 @@ def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> p
         tasks = valuebench_tasks(run)
         vb_results = [t for t in run.results.get("results", {}) if _VB_TASK.match(t)]
         if require and vb_results and not tasks:
-            ts = _RESULTS.match(run.results_path.name)["ts"]
-            raise NotAnLmEvalOutput(
+            ts = results_date_id(run.results_path.name)
+            raise LmEvalOutputError(
                 f"{run.results_path.parent} has ValueBench results but no samples_{vb_results[0]}_{ts}.jsonl; "
                 "re-run lm_eval with --log_samples.")
         for task in tasks:
             mode = _VB_TASK.match(task)["mode"]
-            with run.sample_files[task].open() as fh:
-                for line in fh:
-                    if line.strip():
-                        rows.append(_sample_row(run, task, mode, json.loads(line)))
+            rows.extend(_sample_row(run, task, mode, s) for s in read_jsonl(run.sample_files[task]))
             bar.update()
     bar.close()
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     if require and df.empty:
-        raise NotAnLmEvalOutput(
+        raise LmEvalOutputError(
             f"no ValueBench samples (samples_valuebench_*.jsonl) under {[str(r.results_path.parent) for r in runs]}; "
             "run lm_eval with --tasks valuebench_... --log_samples.")
     return df
@@ -266,7 +263,3 @@ def _sample_row(run: Run, task: str, mode: str, s: dict[str, Any]) -> dict[str, 
         "answer": resp.get("answer"), "judged_by": resp.get("judged_by"),
         "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")),
     }
-
-
-def read_samples_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

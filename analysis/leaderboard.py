@@ -9,6 +9,7 @@ per-value orientations of runs line up row by row. CSR/FR of the Schwartz tasks 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.io import Run
-from analysis.values import KANG_VALUES, canonical_value
+from lm_eval_tasks.values import VALUES, canonical_value
 
 _VB_SUB = re.compile(r"^(?P<group>valuebench_(?:cot|ll)_(?:train|test)|valuebench_explicit)_(?P<value>.+)$")
 _SKIP = {"alias", "name", "sample_len", " "}
@@ -58,8 +59,8 @@ def _task_prefix(task: str) -> str:
 
 def _sort_key(metric: str) -> tuple:
     parts = metric.split("/")
-    if len(parts) == 3 and parts[1] in KANG_VALUES:
-        return (0, parts[0], parts[2], KANG_VALUES.index(parts[1]))
+    if len(parts) == 3 and parts[1] in VALUES:
+        return (0, parts[0], parts[2], VALUES.index(parts[1]))
     return (1, metric)
 
 
@@ -74,12 +75,15 @@ def leaderboard(runs: list[Run]) -> pd.DataFrame:
 
 
 def run_info(runs: list[Run]) -> pd.DataFrame:
+    """One row per run: label, model, steering config id, ``kind``, ``meta`` (the steering file's tags as JSON),
+    spec hash, results file."""
     rows = []
     for run in runs:
         st = run.steering
+        meta = (st or {}).get("meta") or {}
         rows.append({"run": run.label, "model": run.model, "steering": run.config_id or "(unsteered)",
-                     "kind": run.steer_kind, "hash": (st or {}).get("hash", "")[:12],
-                     "results": str(run.results_path)})
+                     "kind": run.steer_kind, "meta": json.dumps(meta, sort_keys=True) if meta else "",
+                     "hash": (st or {}).get("hash", "")[:12], "results": str(run.results_path)})
     return pd.DataFrame(rows)
 
 
@@ -89,7 +93,7 @@ def orientation_view(board: pd.DataFrame, metric: str = "orientation") -> pd.Dat
     parts = board["metric"].str.split("/", expand=True)
     if parts.shape[1] < 3:
         return pd.DataFrame()
-    mask = (parts[2] == metric) & parts[1].isin(KANG_VALUES)
+    mask = (parts[2] == metric) & parts[1].isin(VALUES)
     sub = board[mask].copy()
     if sub.empty:
         return pd.DataFrame()
@@ -109,7 +113,7 @@ def orientation_view(board: pd.DataFrame, metric: str = "orientation") -> pd.Dat
 def other_view(board: pd.DataFrame) -> pd.DataFrame:
     """Every metric that is not a per-value ValueBench orientation."""
     parts = board["metric"].str.split("/")
-    keep = [not (len(p) == 3 and p[1] in KANG_VALUES) for p in parts]
+    keep = [not (len(p) == 3 and p[1] in VALUES) for p in parts]
     return board[keep].reset_index(drop=True)
 
 
@@ -118,6 +122,6 @@ def per_value_metrics(board: pd.DataFrame) -> list[str]:
     names = []
     for m in board["metric"]:
         parts = m.split("/")
-        if len(parts) == 3 and parts[1] in KANG_VALUES and parts[2] not in names:
+        if len(parts) == 3 and parts[1] in VALUES and parts[2] not in names:
             names.append(parts[2])
     return sorted(names, key=lambda n: (n != "orientation", n.startswith("n_"), n))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.values import KANG_VALUES, canonical_value
+from lm_eval_tasks.values import VALUES, canonical_value
 
 KEY_COLUMNS = ["steer_dim", "player_name"]
 EXTRA_COLUMNS = ["role_id", "role_split", "steer_kind", "mode"]
@@ -53,7 +53,7 @@ def orientation_table(samples: pd.DataFrame, mode: str | None = None, split: str
                              f"{sorted(samples['role_split'].dropna().unique())}.")
     keys = ["config", "role_id"]
     means = df.groupby(keys + ["value"], sort=False)["score"].mean().unstack("value")
-    values = [v for v in KANG_VALUES if v in means.columns] + [v for v in means.columns if v not in KANG_VALUES]
+    values = [v for v in VALUES if v in means.columns] + [v for v in means.columns if v not in VALUES]
     means = means[values]
     info = df.groupby(keys, sort=False).agg(player_name=("role_name", "first"), role_split=("role_split", "first"),
                                              steer_kind=("steer_kind", "first"), n_items=("item_id", "size"))
@@ -90,7 +90,7 @@ def read_orientation_csv(path: str | Path) -> pd.DataFrame:
     table = table.rename(columns=rename)
     if not rename:
         raise ValueError(f"{path} has no value column; expected columns named after the 17 ValueBench values, "
-                         f"e.g. {list(KANG_VALUES[:3])}.")
+                         f"e.g. {list(VALUES[:3])}.")
     for c in KEY_COLUMNS:
         table[c] = table[c].fillna("").astype(str).str.strip()
     # Kang et al.'s files write steer_dim as floats ("428.0") when a column mixes blanks and ids

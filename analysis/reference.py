@@ -7,7 +7,7 @@
 - ``edge_list_graph(path)``: a user's edge list: CSV/TSV with two columns (header ``from,to`` or
   none), lines ``A -> B``, or JSON ``[[A, B], ...]`` / ``{"edges": [[A, B], ...]}``. Names are matched
   to the 17 ValueBench values ignoring case, ``_`` and ``-``; an unknown name is an error.
-- ``judge_graph()``: Template 5 (Appendix A.3) asked to the configured judge (``analysis.judge``,
+- ``judge_graph()``: Template 5 (Appendix A.3) asked to the configured judge (``lm_eval_tasks.judge``,
   template ``causal_graph``); only when asked for, never as a side effect.
 """
 
@@ -21,11 +21,12 @@ from itertools import combinations
 from pathlib import Path
 
 from analysis.causal import ValueGraph
-from analysis.values import KANG_VALUES, require_value, upper_dimensions
+from analysis.values import require_value, upper_dimensions
+from lm_eval_tasks.values import VALUES
 
 
 def valuebench_upper_graph(values: list[str] | None = None) -> ValueGraph:
-    values = list(values or KANG_VALUES)
+    values = list(values or VALUES)
     ups = upper_dimensions()
     edges = []
     for a, b in combinations(values, 2):
@@ -76,15 +77,15 @@ def edge_list_graph(path: str | Path, values: list[str] | None = None) -> ValueG
         raise FileNotFoundError(f"reference edge list {path} does not exist; pass a CSV (from,to), "
                                 "'A -> B' lines, or JSON [[A, B], ...].")
     edges = parse_edge_list(path.read_text(), str(path))
-    return ValueGraph(nodes=list(values or KANG_VALUES), edges=edges, params={"reference": str(path)})
+    return ValueGraph(nodes=list(values or VALUES), edges=edges, params={"reference": str(path)})
 
 
 def judge_graph(values: list[str] | None = None) -> ValueGraph:
     """Template 5 through the configured judge; raises when no judge is available or the reply did not parse."""
-    from analysis.judge import require_judge
+    from lm_eval_tasks.judge import require_judge
 
     judge = require_judge("the Template 5 reference graph (--reference judge)")
-    values = list(values or KANG_VALUES)
+    values = list(values or VALUES)
     verdict = judge.judge("causal_graph", {"values": values})
     if verdict.parsed is None:
         raise ValueError(f"the judge's Template 5 reply did not parse into edges (judge {verdict.judge_id}); "

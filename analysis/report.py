@@ -209,14 +209,10 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
     # 5. Table 2 (judge)
     if use_judge and samples is not None:
         try:
-            from analysis.consistency import (
-                get_judge_or_explain,
-                inconsistency_table,
-                judge_thoughts,
-                with_paper,
-            )
+            from analysis.consistency import inconsistency_table, judge_thoughts, with_paper
+            from lm_eval_tasks.judge import require_judge
 
-            judge = get_judge_or_explain()
+            judge = require_judge("Table 2")
             cot = samples[samples["mode"] != "ll"]
             if cot.empty:
                 raise ValueError("no CoT samples with a thought (valuebench_cot_* runs)")

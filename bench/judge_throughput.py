@@ -40,10 +40,9 @@ def start_server(pretrained: str) -> tuple[subprocess.Popen, str]:
 
 
 def timed(base_url: str, cache: Path, concurrency: int, fields: list[dict], max_tokens: int) -> tuple[float, int]:
-    from analysis.judge import build_judge
-    from analysis.judge.config import load_config
+    from lm_eval_tasks.judge import build_judge, load_settings
 
-    judge = build_judge(load_config({
+    judge = build_judge(load_settings({
         "VALUE_JUDGE_BASE_URL": base_url, "VALUE_JUDGE_MODEL": "bench", "VALUE_JUDGE_CACHE": str(cache),
         "VALUE_JUDGE_CONCURRENCY": str(concurrency), "VALUE_JUDGE_MAX_TOKENS": str(max_tokens)}))
     t0 = time.perf_counter()

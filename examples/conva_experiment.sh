@@ -110,6 +110,6 @@ fi
 want table || exit 0
 stamp "leaderboard"
 python -m analysis leaderboard "$OUT"/runs/* "$OUT"/sweeps/*/configs/* --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
-python -m steering_models.conva table "$OUT/leaderboard" --out "$OUT/leaderboard" \
+python -m analysis conva-table "$OUT/leaderboard" --out "$OUT/leaderboard" \
   --runs "$OUT"/runs/* "$OUT"/sweeps/*/configs/* | tee "$OUT/conva_table.md"
 stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/)"

@@ -1,9 +1,9 @@
-"""Answer judgment (Kang et al., Appendix A.1) and the one bridge to the project's LLM judge.
+"""Answer judgment (Kang et al., Appendix A.1) and how the tasks' filters call the judge.
 
 A.1: split the output into Thought and Answer; lowercase the answer; "yes"/"sure" at the start ->
 yes; "no" -> no; "unsure" / "i cannot" / "i am unable" -> unsure; anything else goes to the judge
-with Template 1 (``analysis.judge``, template ``answer_judgment``), and stays unscored (label None)
-when no judge is configured.
+(:mod:`lm_eval_tasks.judge`, template ``answer_judgment`` = Template 1), and stays unscored (label
+None) when no judge is configured. Labels: :mod:`lm_eval_tasks.judge.labels`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from lm_eval_tasks.judge import Judge, Verdict
+from lm_eval_tasks.judge import get_judge as _configured_judge
+from lm_eval_tasks.judge.labels import ANSWER_LABELS, NO, UNSURE, YES
+
 YES_PREFIXES = ("yes", "sure")
-NO_PREFIXES = ("no",)
 UNSURE_PREFIXES = ("unsure", "i cannot", "i am unable")
-JUDGE_LABELS = ("yes", "no", "unsure")
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,11 @@ def rule_label(answer: str) -> str | None:
     a = answer.strip().lower()
     # "no" must be a word ("none", "nobody", "not sure" are not a "no" answer; "noted" neither).
     if a.startswith(UNSURE_PREFIXES):
-        return "unsure"
+        return UNSURE
     if a.startswith(YES_PREFIXES):
-        return "yes"
+        return YES
     if re.match(r"no\b", a):
-        return "no"
+        return NO
     return None
 
 
@@ -56,24 +58,20 @@ def _judge_failed(err: Exception) -> None:
                 "`python -m analysis judge RUN_DIR`.", err)
 
 
-def get_judge() -> Any | None:
-    """The project's configured LLM judge, or None (not configured, or ``analysis.judge`` absent).
+def get_judge() -> Judge | None:
+    """The configured LLM judge, or None (nothing configured).
 
     A judge that cannot be built (a malformed setting) is reported and treated as absent, so the
     generations of a long run are never lost to a judge problem.
     """
     try:
-        from analysis.judge import get_judge as _get_judge
-    except ImportError:
-        return None
-    try:
-        return _get_judge()
-    except ValueError as err:  # JudgeConfigError: one sentence naming the setting
+        return _configured_judge()
+    except ValueError as err:  # JudgeSettingsError, or a local judge model that is not there
         _judge_failed(err)
         return None
 
 
-def judge_fields(judge: Any, template: str, fields: Sequence[dict[str, str]]) -> list[Any]:
+def judge_fields(judge: Judge, template: str, fields: Sequence[dict[str, str]]) -> list[Verdict | None]:
     """Run ``template`` on every field dict with the judge; Verdicts in order (None = not judged).
 
     When the judge fails (endpoint down, key rejected...), the error is logged and every item stays
@@ -83,9 +81,7 @@ def judge_fields(judge: Any, template: str, fields: Sequence[dict[str, str]]) ->
     if not fields:
         return []
     try:
-        if hasattr(judge, "judge_many"):
-            return list(judge.judge_many(template, list(fields)))
-        return [judge.judge(template, f) for f in fields]
+        return list(judge.judge_many(template, list(fields)))
     except RuntimeError as err:  # JudgeError, or a local judge model failing at run time
         _judge_failed(err)
         return [None] * len(fields)
@@ -122,19 +118,7 @@ def judge_outputs(outputs: Sequence[str]) -> list[dict[str, Any]]:
                 for i in pending
             ]
             for i, verdict in zip(pending, judge_fields(judge, "answer_judgment", fields), strict=True):
-                parsed = getattr(verdict, "parsed", getattr(verdict, "label", None))
-                if parsed in JUDGE_LABELS:
-                    results[i]["label"] = parsed
-                    results[i]["judged_by"] = getattr(verdict, "judge_id", "judge")
+                if verdict is not None and verdict.parsed in ANSWER_LABELS:
+                    results[i]["label"] = verdict.parsed
+                    results[i]["judged_by"] = verdict.judge_id
     return results
-
-
-def score(label: str | None, agreement: int) -> float:
-    """Item score: +1 if the answer agrees with the item's direction, -1 if not, 0 unsure, NaN unscored."""
-    if label == "yes":
-        return float(agreement)
-    if label == "no":
-        return float(-agreement)
-    if label == "unsure":
-        return 0.0
-    return float("nan")

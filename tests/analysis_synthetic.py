@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.values import KANG_VALUES
+from lm_eval_tasks.values import VALUES as ALL_VALUES
 
-VALUES = list(KANG_VALUES)
+VALUES = list(ALL_VALUES)
 
 
 def random_dag(seed: int, p: float = 0.15) -> list[tuple[str, str]]:

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.io import NotAnLmEvalOutput, find_runs, load_samples
+from analysis.io import find_runs, load_samples
+from lm_eval_tasks.lm_eval_outputs import LmEvalOutputError
 
 TASKS = ["valuebench_ll_train", "valuebench_ll_test"]
 META = {"num_roles": 2, "item_fraction": 0.15}
@@ -127,13 +128,13 @@ def test_check_exit_codes(runs, tmp_path, capsys):
 
 
 def test_not_an_lm_eval_output(runs, tmp_path, capsys):
-    with pytest.raises(NotAnLmEvalOutput, match=r"no results_<timestamp>\.json found"):
+    with pytest.raises(LmEvalOutputError, match=r"no results_<timestamp>\.json found"):
         find_runs([tmp_path])
     copy = tmp_path / "no_samples"
     shutil.copytree(runs[0], copy)
     for p in copy.rglob("samples_*.jsonl"):
         p.unlink()
-    with pytest.raises(NotAnLmEvalOutput, match=r"no samples_valuebench_ll_\S+\.jsonl; re-run lm_eval with --log_samples"):
+    with pytest.raises(LmEvalOutputError, match=r"no samples_valuebench_ll_\S+\.jsonl; re-run lm_eval with --log_samples"):
         load_samples([copy])
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -142,9 +143,9 @@ def test_not_an_lm_eval_output(runs, tmp_path, capsys):
 def test_judge_paths_with_a_local_judge(runs, tiny_llama_dir, tmp_path, monkeypatch):
     """Table 2 and the Template 5 reference through the real judge layer (a tiny local judge: its
     replies do not parse, so everything must come out unscored, never counted)."""
-    pytest.importorskip("analysis.judge")
     from analysis.consistency import inconsistency_table, judge_thoughts
     from analysis.reference import judge_graph
+    from lm_eval_tasks.judge import get_judge
 
     for var in ("VALUE_JUDGE_BASE_URL", "VALUE_JUDGE_MODEL", "VALUE_JUDGE_CONFIG"):
         monkeypatch.delenv(var, raising=False)
@@ -153,7 +154,7 @@ def test_judge_paths_with_a_local_judge(runs, tiny_llama_dir, tmp_path, monkeypa
     monkeypatch.setenv("VALUE_JUDGE_CACHE", str(tmp_path / "judge.sqlite"))
     samples = load_samples(list(runs)).head(4).copy()
     samples["thought"] = ["I like it.", "No way.", "", None]
-    labels = judge_thoughts(samples, __import__("analysis.judge", fromlist=["get_judge"]).get_judge(), progress=False)
+    labels = judge_thoughts(samples, get_judge(), progress=False)
     assert labels.iloc[2] is None and labels.iloc[3] is None
     table = inconsistency_table(samples, labels).set_index("when")
     assert table.loc["before", "n_samples"] == 4

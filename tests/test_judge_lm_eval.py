@@ -65,9 +65,9 @@ def resp(sample: dict) -> dict:
 def runs(tiny_llama_dir, server, judge_env, tmp_path_factory):
     from lm_eval.loggers import EvaluationTracker
 
-    from analysis.judge import get_judge
-    from analysis.judge.cache import cache_key
-    from analysis.judge.templates import get_template
+    from lm_eval_tasks.judge import get_judge
+    from lm_eval_tasks.judge.cache import cache_key
+    from lm_eval_tasks.judge.templates import get_template
 
     c0 = server.completions()
     first = evaluate(tiny_llama_dir)

@@ -8,27 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from analysis.judge import build_judge
-from analysis.judge.config import load_config
+from lm_eval_tasks.judge import build_judge
+from lm_eval_tasks.judge.settings import load_settings
 
 
 def test_local_judge_records_its_id_and_caches(tiny_llama_dir, tmp_path):
     env = {"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_PRETRAINED": str(tiny_llama_dir),
            "VALUE_JUDGE_MAX_TOKENS": "5", "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite")}
-    judge = build_judge(load_config(env))
+    judge = build_judge(load_settings(env))
     fields = [{"thought": "Money matters to me."}, {"thought": "I do not care."}]
     first = judge.judge_many("thought_inclination", fields)
     assert judge.calls == 2
     assert {v.judge_id for v in first} == {f"local:{Path(tiny_llama_dir).name}"}
     assert all(v.parsed is None and v.raw for v in first)  # random weights: unscored, raw kept
-    again = build_judge(load_config(env)).judge_many("thought_inclination", fields)
+    again = build_judge(load_settings(env)).judge_many("thought_inclination", fields)
     assert [v.raw for v in again] == [v.raw for v in first] and all(v.cached for v in again)
 
 
 def test_local_judge_names_a_bad_folder(tmp_path):
     env = {"VALUE_JUDGE_PRETRAINED": str(tmp_path / "nope"), "VALUE_JUDGE_CACHE": str(tmp_path / "c")}
     with pytest.raises(ValueError, match="VALUE_JUDGE_PRETRAINED"):
-        build_judge(load_config(env))
+        build_judge(load_settings(env))
 
 
 def _records(path: Path, labels: list) -> Path:
@@ -69,7 +69,7 @@ def test_default_model_judges_template_1(tmp_path):
     examples: its replies must parse (a small instruct model follows the one-word format)."""
     env = {"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_PRETRAINED": "default",
            "VALUE_JUDGE_MAX_TOKENS": "8", "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite")}
-    judge = build_judge(load_config(env))
+    judge = build_judge(load_settings(env))
     vs = judge.judge_many("answer_judgment", [{"answer": "for sure"}, {"answer": "the answer is no"}])
     assert judge.judge_id == "local:default"
     assert [v.parsed for v in vs] == ["yes", "no"], [v.raw for v in vs]
@@ -78,15 +78,16 @@ def test_default_model_judges_template_1(tmp_path):
 def test_causal_graph_reply_parses_against_the_default_values(tiny_llama_dir, tmp_path):
     """Template 5 with no fields uses Kang's 17 values for both the prompt and the parser (a reply
     that an earlier judge left in the cache is parsed on read)."""
-    from analysis.judge.cache import cache_key
-    from analysis.judge.templates import KANG_VALUES, get_template
+    from lm_eval_tasks.judge.cache import cache_key
+    from lm_eval_tasks.judge.templates import get_template
+    from lm_eval_tasks.values import VALUES
 
     env = {"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_PRETRAINED": str(tiny_llama_dir),
            "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite")}
-    judge = build_judge(load_config(env))
+    judge = build_judge(load_settings(env))
     t = get_template("causal_graph")
     prompt = t.render({})
-    assert all(f'"{v}"' in prompt for v in KANG_VALUES)
+    assert all(f'"{v}"' in prompt for v in VALUES)
     reply = ("Sure! Here is the graph.\n```python\nedges = [\n    ['Resilience', 'Positive_coping'],  # copes\n"
              "    ['Social_Cynicism', 'Social_Complexity'],\n]\n```")
     key = cache_key(judge.judge_id, judge.backend.endpoint, t.version, prompt)

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from analysis.judge.config import JudgeConfigError, load_config
-from analysis.judge.parsers import (
+from lm_eval_tasks.judge.parsers import (
     parse_edges,
     parse_true_false,
     parse_yes_no_bool,
     parse_yes_no_unsure,
 )
-from analysis.judge.templates import KANG_VALUES, TEMPLATES, get_template
+from lm_eval_tasks.judge.settings import JudgeSettingsError, load_settings
+from lm_eval_tasks.judge.templates import TEMPLATES, get_template
+from lm_eval_tasks.values import VALUES
 
 PAPERS = Path(__file__).resolve().parents[1].parent / "shared" / "papers"
 if not PAPERS.is_dir():  # a worktree sits one level deeper
@@ -37,7 +38,7 @@ def test_templates_have_the_papers_words(name, paper, start, end):
     text = (PAPERS / paper).read_text()
     i = text.index(start)
     quoted = text[i : text.index(end, i) + (len("Output:") if name == "answer_judgment" else 0)]
-    fields = {"answer": "Answer", "values": list(KANG_VALUES), "basic_value": "basic_value",
+    fields = {"answer": "Answer", "values": list(VALUES), "basic_value": "basic_value",
               "value_description": "value_description", "question": "question"}
     ours = get_template(name).render(fields)
     quoted = quoted.replace("\\cdot", "·")  # an extraction artifact of Table 13's first bullet
@@ -112,7 +113,7 @@ def test_fluency_true_false(raw, expected):
     assert parse_true_false(raw) is expected
 
 
-VALUES = {"values": list(KANG_VALUES)}
+VALUE_FIELDS = {"values": list(VALUES)}
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -135,24 +136,24 @@ VALUES = {"values": list(KANG_VALUES)}
     ("edges = [[Understanding, Empathy]]", None),
 ])
 def test_edges(raw, expected):
-    assert parse_edges(raw, VALUES) == expected
+    assert parse_edges(raw, VALUE_FIELDS) == expected
 
 
 def test_config_sources(tmp_path):
-    assert load_config({}) is None
-    c = load_config({"VALUE_JUDGE_BASE_URL": "http://user:pw@h:8000/v1/?x=1", "VALUE_JUDGE_API_KEY": "k"})
+    assert load_settings({}) is None
+    c = load_settings({"VALUE_JUDGE_BASE_URL": "http://user:pw@h:8000/v1/?x=1", "VALUE_JUDGE_API_KEY": "k"})
     assert c.kind == "openai" and c.endpoint == "http://h:8000/v1" and c.model == "gpt-4o"
     assert "pw" not in repr(c) and "'k'" not in repr(c)
-    assert load_config({"VALUE_JUDGE_PRETRAINED": "default"}).kind == "local"
-    assert load_config({"VALUE_JUDGE_KIND": "local"}).pretrained == "default"
+    assert load_settings({"VALUE_JUDGE_PRETRAINED": "default"}).kind == "local"
+    assert load_settings({"VALUE_JUDGE_KIND": "local"}).pretrained == "default"
     f = tmp_path / "judge.yaml"
     f.write_text("base_url: http://127.0.0.1:9/v1\nmodel: m\nconcurrency: 3\n")
-    c = load_config({"VALUE_JUDGE_CONFIG": str(f), "VALUE_JUDGE_MODEL": "env-model"})
+    c = load_settings({"VALUE_JUDGE_CONFIG": str(f), "VALUE_JUDGE_MODEL": "env-model"})
     assert (c.base_url, c.model, c.concurrency) == ("http://127.0.0.1:9/v1", "env-model", 3)
     j = tmp_path / "judge.json"
     j.write_text(json.dumps({"base_url": "http://x/v1", "api_key": "sk-in-file"}))
-    with pytest.raises(JudgeConfigError, match="VALUE_JUDGE_API_KEY"):
-        load_config({"VALUE_JUDGE_CONFIG": str(j)})
+    with pytest.raises(JudgeSettingsError, match="VALUE_JUDGE_API_KEY"):
+        load_settings({"VALUE_JUDGE_CONFIG": str(j)})
 
 
 @pytest.mark.parametrize("env,match", [
@@ -163,5 +164,5 @@ def test_config_sources(tmp_path):
     ({"VALUE_JUDGE_CONFIG": "/nonexistent/judge.yaml"}, "VALUE_JUDGE_CONFIG"),
 ])
 def test_config_errors_name_the_setting(env, match):
-    with pytest.raises(JudgeConfigError, match=re.escape(match)):
-        load_config(env)
+    with pytest.raises(JudgeSettingsError, match=re.escape(match)):
+        load_settings(env)

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from analysis.judge.judge import Verdict
 from analysis.judge.report import summarize
 from analysis.judge.samples import jobs_for
+from lm_eval_tasks.judge import Verdict
 
 
 def vb_sample(doc_id: int, agreement: int, thought: str, answer: str | None, label, judged_by) -> dict:

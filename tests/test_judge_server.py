@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from judge_helpers import MODEL_NAME, REPO, env_with_repo, free_port, start_server
 
-from analysis.judge import JudgeError, build_judge
-from analysis.judge.config import load_config
+from lm_eval_tasks.judge import JudgeError, build_judge
+from lm_eval_tasks.judge.settings import load_settings
 
 KEY = "sk-test-7f3a9c-SECRET-do-not-log"
 
@@ -31,7 +31,7 @@ def judge_for(server, cache: Path, **overrides: str):
            "VALUE_JUDGE_API_KEY": KEY, "VALUE_JUDGE_CACHE": str(cache), "VALUE_JUDGE_MAX_TOKENS": "8",
            "VALUE_JUDGE_MAX_RETRIES": "0", "VALUE_JUDGE_CONCURRENCY": "4"}
     env.update(overrides)
-    return build_judge(load_config(env))
+    return build_judge(load_settings(env))
 
 
 def answers(n: int, tag: str) -> list[dict[str, str]]:
@@ -89,7 +89,7 @@ def test_killed_run_resumes(server, tmp_path):
     env = env_with_repo({"VALUE_JUDGE_BASE_URL": server.base_url, "VALUE_JUDGE_MODEL": MODEL_NAME,
                          "VALUE_JUDGE_API_KEY": KEY, "VALUE_JUDGE_CACHE": str(cache),
                          "VALUE_JUDGE_MAX_TOKENS": "160", "VALUE_JUDGE_CONCURRENCY": "1"})
-    script = ("from analysis.judge import get_judge\n"
+    script = ("from lm_eval_tasks.judge import get_judge\n"
               f"get_judge().judge_many('fluency', [{{'answer': f'resume {{i}}'}} for i in range({n})])\n")
     before = server.completions()
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env)
@@ -129,7 +129,7 @@ def test_missing_key_is_rejected(server, tmp_path):
     env = {"VALUE_JUDGE_BASE_URL": server.base_url, "VALUE_JUDGE_MODEL": MODEL_NAME,
            "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite"), "VALUE_JUDGE_MAX_RETRIES": "0"}
     with pytest.raises(JudgeError, match="VALUE_JUDGE_API_KEY"):
-        build_judge(load_config(env)).judge("fluency", {"answer": "x"})
+        build_judge(load_settings(env)).judge("fluency", {"answer": "x"})
 
 
 def test_wrong_model_is_one_sentence(server, tmp_path):
@@ -144,7 +144,7 @@ def test_unreachable_endpoint_is_one_sentence(tmp_path):
            "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite"), "VALUE_JUDGE_MAX_RETRIES": "0",
            "VALUE_JUDGE_TIMEOUT": "5"}
     with pytest.raises(JudgeError) as e:
-        build_judge(load_config(env)).judge("answer_judgment", {"answer": "maybe"})
+        build_judge(load_settings(env)).judge("answer_judgment", {"answer": "maybe"})
     assert "cannot connect" in str(e.value) and "VALUE_JUDGE_BASE_URL" in str(e.value)
 
 
@@ -152,7 +152,7 @@ def test_secret_key_never_written(server, tmp_path):
     cache = tmp_path / "c.sqlite"
     j = judge_for(server, cache)
     vs = j.judge_many("fluency", answers(2, "secret"))
-    assert KEY not in repr(load_config({"VALUE_JUDGE_BASE_URL": server.base_url,
+    assert KEY not in repr(load_settings({"VALUE_JUDGE_BASE_URL": server.base_url,
                                         "VALUE_JUDGE_API_KEY": KEY}))
     assert all(KEY not in repr(v) for v in vs) and KEY not in j.judge_id
     j.cache.close()
@@ -184,12 +184,12 @@ def test_overload_is_retried_then_timeout_is_one_sentence(flaky_server, tmp_path
     env = {"VALUE_JUDGE_BASE_URL": flaky_server.base_url, "VALUE_JUDGE_MODEL": MODEL_NAME,
            "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite"), "VALUE_JUDGE_MAX_TOKENS": "4"}
     # two HTTP 503s, then an answer: the client retried with backoff, one verdict
-    j = build_judge(load_config({**env, "VALUE_JUDGE_MAX_RETRIES": "3"}))
+    j = build_judge(load_settings({**env, "VALUE_JUDGE_MAX_RETRIES": "3"}))
     v = j.judge("fluency", {"answer": "retry me"})
     stats = flaky_server.stats()["counts"]
     assert stats["503"] == 2 and stats["completions"] == 1 and v.raw and j.calls == 1
     # slower than the timeout, no retries left: one sentence naming the setting
-    j = build_judge(load_config({**env, "VALUE_JUDGE_MAX_RETRIES": "0", "VALUE_JUDGE_TIMEOUT": "0.3"}))
+    j = build_judge(load_settings({**env, "VALUE_JUDGE_MAX_RETRIES": "0", "VALUE_JUDGE_TIMEOUT": "0.3"}))
     with pytest.raises(JudgeError) as e:
         j.judge("fluency", {"answer": "too slow"})
     assert "did not answer within 0.3 s" in str(e.value) and "VALUE_JUDGE_TIMEOUT" in str(e.value)

@@ -19,9 +19,9 @@ def default_lm():
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from steering_models.default_model import default_model_path
+    from lm_eval_tasks.embedded_models import embedded_model_path
 
-    path = Path(default_model_path())
+    path = Path(embedded_model_path())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     return HFLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(path), device="cpu")
 

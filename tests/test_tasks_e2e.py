@@ -54,7 +54,7 @@ def run(tiny_model):
 
 
 def test_valuebench_cot_group_reports_17_orientations(run):
-    from lm_eval_tasks.valuebench.data import VALUES, value_slug
+    from lm_eval_tasks.values import VALUES, value_slug
 
     res = run["results"]
     for value in VALUES:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
-from lm_eval_tasks.judging import judge_outputs, rule_label, score, split_thought_answer
+from lm_eval_tasks.judge.labels import score
+from lm_eval_tasks.judging import judge_outputs, rule_label, split_thought_answer
 from lm_eval_tasks.valuebench import data
 from lm_eval_tasks.valuebench.hooks import build_docs, doc_to_text, doc_to_text_ll, ll_filter
 from lm_eval_tasks.valuebench.prompts import STEERING_SPAN
+from lm_eval_tasks.values import VALUES
 
 # Verbatim from shared/papers/README.md (the authors' released wording), {trait} and {question}
 # filled in by hand for role r101 (Erika Jones) and a ValueBench question.
@@ -77,7 +80,8 @@ def test_explicit_instruction_and_ll_context():
     ],
 )
 def test_answer_judgment_rules(output, thought, label, monkeypatch):
-    monkeypatch.setattr("lm_eval_tasks.judging.get_judge", lambda: None)
+    for var in [v for v in os.environ if v.startswith("VALUE_JUDGE_")]:  # no judge configured
+        monkeypatch.delenv(var)
     got = judge_outputs([output])[0]
     assert got["thought"] == thought
     assert got["label"] == label
@@ -92,7 +96,7 @@ def test_split_and_rules_helpers():
 
 
 def test_item_split_is_disjoint_deterministic_and_30_percent():
-    for value in data.VALUES:
+    for value in VALUES:
         s = data.split_items(value)
         test_ids = {i.item_id for i in s["test"]}
         train_ids = {i.item_id for i in s["train"]}
@@ -121,7 +125,7 @@ def test_role_samples_use_only_their_split_and_are_seeded_by_role_and_value():
 
 def test_seventeen_values_with_counts_from_valuebench():
     items = data.load_items()
-    assert len(items) == 366 and len(data.VALUES) == 17
+    assert len(items) == 366 and len(VALUES) == 17
     assert sum(1 for i in items if i.value == "Positive coping") == 28
     assert {i.agreement for i in items} == {1, -1}
     assert len(data.load_roles()) == 126

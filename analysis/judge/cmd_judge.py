@@ -27,34 +27,38 @@ def _safe(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.judge import JudgeConfigError, JudgeError, build_judge
-    from analysis.judge.config import load_config
     from analysis.judge.report import summarize, write_records
-    from analysis.judge.samples import jobs_for, read_samples, sample_files
+    from analysis.judge.samples import jobs_for, sample_files
+    from lm_eval_tasks.judge import JudgeError, JudgeSettingsError, build_judge, load_settings
+    from lm_eval_tasks.lm_eval_outputs import read_jsonl
 
     if not args.run_dir.is_dir():
         print(f"error: RUN_DIR {args.run_dir} is not a folder; pass an lm-eval --output_path folder.",
               file=sys.stderr)
         return 2
     try:
-        config = load_config()
-    except JudgeConfigError as e:
+        settings = load_settings()
+    except JudgeSettingsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if config is None:
+    if settings is None:
         print("error: no judge is configured; set VALUE_JUDGE_BASE_URL (and VALUE_JUDGE_MODEL, "
               "VALUE_JUDGE_API_KEY) or VALUE_JUDGE_KIND=local with VALUE_JUDGE_PRETRAINED.", file=sys.stderr)
         return 2
     if args.no_cache:
-        config = dataclasses.replace(config, no_cache=True)
+        settings = dataclasses.replace(settings, no_cache=True)
     files = sample_files(args.run_dir)
     if not files:
         print(f"error: no samples_*.jsonl under {args.run_dir}; run lm_eval with --log_samples.",
               file=sys.stderr)
         return 2
-    samples = [(task, s) for task, path in files for s in read_samples(path)]
+    try:
+        samples = [(task, s) for task, path in files for s in read_jsonl(path)]
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     jobs = [job for task, s in samples for job in jobs_for(task, s, thoughts=args.thoughts)]
-    judge = build_judge(config, progress=True)
+    judge = build_judge(settings, progress=True)
     verdicts = []
     try:
         for template in dict.fromkeys(j.template for j in jobs):

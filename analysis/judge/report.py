@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.judge.judge import Verdict
 from analysis.judge.samples import Job, judgment, kind_of
+from lm_eval_tasks.judge import Verdict
+from lm_eval_tasks.judge.labels import score
+from lm_eval_tasks.lm_eval_outputs import read_jsonl
 
 
 def _jsonable(parsed: Any) -> Any:
@@ -33,20 +35,8 @@ def write_records(path: Path, verdicts: Sequence[tuple[Job, Verdict]]) -> None:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}:{n} is not a JSON line; pass a judged.jsonl.") from None
-            if not {"task", "doc_id", "template", "parsed"} <= set(rec):
-                raise ValueError(f"{path}:{n} lacks task/doc_id/template/parsed; pass a judged.jsonl "
-                                 "written by `python -m analysis judge`.")
-            out.append(rec)
-    return out
+    return list(read_jsonl(path, "a judged.jsonl written by `python -m analysis judge`",
+                           required=("task", "doc_id", "template", "parsed")))
 
 
 def _rate(flags: list[float]) -> float:
@@ -59,8 +49,6 @@ def summarize(samples: Sequence[tuple[str, dict[str, Any]]],
     """Per task: ValueBench CoT -> orientation (mean item score), n_scored/n_total, judge counts and,
     when thoughts were judged, the thought/answer inconsistency (Kang Table 2); Schwartz -> CSR and FR
     with n_scored_csr / n_scored_fr / n_total."""
-    from lm_eval_tasks.judging import score
-
     by_key: dict[tuple[str, int, str], Verdict] = {(j.task, j.doc_id, j.template): v for j, v in verdicts}
     tasks: dict[str, dict[str, Any]] = {}
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))

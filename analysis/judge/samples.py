@@ -9,15 +9,11 @@ Schwartz samples (``filtered_resps[0]`` has ``csr``/``fluent``): every reply wit
 
 from __future__ import annotations
 
-import ast
-import json
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_NAME_RE = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[0-9\-.]+)\.jsonl$")
+from lm_eval_tasks.lm_eval_outputs import logged_dict, samples_name
 
 
 @dataclass
@@ -35,38 +31,9 @@ def sample_files(run_dir: Path) -> list[tuple[str, Path]]:
     """(task, file) for every samples file under ``run_dir`` (any depth), sorted."""
     out = []
     for path in sorted(Path(run_dir).rglob("samples_*.jsonl")):
-        m = _NAME_RE.match(path.name)
-        out.append((m.group("task") if m else path.stem[len("samples_"):], path))
+        name = samples_name(path.name)
+        out.append((name.task if name else path.stem[len("samples_"):], path))
     return out
-
-
-def read_samples(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    raise ValueError(f"{path}:{n} is not a JSON line; is it an lm-eval samples file?") from None
-
-
-# a float NaN/inf inside a logged dict is written bare (`nan`), which literal_eval rejects
-_BARE_FLOAT = re.compile(r"(?<=[:\[,(] )-?(?:nan|inf)(?=[,}\])])")
-
-
-def logged_dict(value: Any) -> dict[str, Any] | None:
-    """A filter's dict as lm-eval's sample logger wrote it (with str(): a Python dict literal), or None."""
-    if isinstance(value, dict):
-        return value
-    if not isinstance(value, str) or not value.startswith("{"):
-        return None
-    for text in (value, _BARE_FLOAT.sub("None", value)):
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            continue
-        return parsed if isinstance(parsed, dict) else None
-    return None
 
 
 def judgment(sample: dict[str, Any]) -> dict[str, Any] | None:

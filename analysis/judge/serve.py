@@ -19,7 +19,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from analysis.judge.local_model import LocalGenerator
+from lm_eval_tasks.judge.local_model import LocalGenerator, resolve_local_model
 
 
 class JudgeServer(ThreadingHTTPServer):
@@ -144,6 +144,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 def make_server(pretrained: str, host: str, port: int, model_name: str | None = None,
                 api_key: str | None = None, delay: float = 0.0, fail_first: int = 0) -> JudgeServer:
-    gen = LocalGenerator(pretrained)
+    gen = LocalGenerator(resolve_local_model(pretrained))
     return JudgeServer((host, port), gen, model_name or gen.name, api_key=api_key, delay=delay,
                        fail_first=fail_first)

@@ -14,6 +14,7 @@ from typing import Any
 
 import datasets
 
+from lm_eval_tasks.judge import Verdict
 from lm_eval_tasks.judging import get_judge, judge_fields
 from lm_eval_tasks.metrics import nanmean, total  # noqa: F401  (YAML aggregations)
 from lm_eval_tasks.schwartz.data import DESCRIPTIONS, load_questions
@@ -43,9 +44,8 @@ def doc_to_text(doc: dict[str, Any]) -> str:
     return doc["question"]
 
 
-def _parsed(verdict: Any) -> bool | None:
-    parsed = getattr(verdict, "parsed", getattr(verdict, "label", None))
-    return parsed if isinstance(parsed, bool) else None
+def _parsed(verdict: Verdict | None) -> bool | None:
+    return verdict.parsed if verdict is not None and isinstance(verdict.parsed, bool) else None
 
 
 def judge_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def judge_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dic
     fluency = judge_fields(judge, "fluency", fields)
     for res, c, f in zip(results, csr, fluency, strict=True):
         res["csr"], res["fluent"] = _parsed(c), _parsed(f)
-        res["judged_by"] = getattr(c, "judge_id", None)
+        res["judged_by"] = None if c is None else c.judge_id
     return results
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lm_eval_tasks.valuebench.data import VALUES, value_slug
+from lm_eval_tasks.values import VALUES, value_slug
 
 HERE = Path(__file__).resolve().parent
 

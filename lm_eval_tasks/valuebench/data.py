@@ -24,26 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from lm_eval_tasks.resources import data_path
+from lm_eval_tasks.values import check_value
 
-VALUES: tuple[str, ...] = (
-    "Positive coping",
-    "Empathy",
-    "Resilience",
-    "Social Complexity",
-    "Achievement",
-    "Uncertainty Avoidance",
-    "Aesthetic",
-    "Anxiety Disorder",
-    "Breadth of Interest",
-    "Economic",
-    "Organization",
-    "Political",
-    "Religious",
-    "Social",
-    "Social Cynicism",
-    "Theoretical",
-    "Understanding",
-)
 SPLITS = ("train", "test")
 TEST_ITEM_SHARE = 0.3
 DEFAULT_ITEM_FRACTION = {"train": 0.4, "test": 1.0}
@@ -65,11 +47,6 @@ class Role:
     role_name: str
     trait: str
     split: str
-
-
-def value_slug(value: str) -> str:
-    """Task-name form of a value: ``"Positive coping"`` -> ``"positive_coping"``."""
-    return value.lower().replace(" ", "_")
 
 
 @lru_cache(maxsize=1)
@@ -107,15 +84,6 @@ def load_roles() -> tuple[Role, ...]:
 def _rng(*key: object) -> random.Random:
     digest = hashlib.sha256("\x1f".join(str(k) for k in key).encode("utf-8")).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def check_value(value: str) -> str:
-    if value not in VALUES:
-        raise ValueError(
-            f"value {value!r} is not one of Kang et al.'s 17 ValueBench values {list(VALUES)}; "
-            "fix the value name (exact spelling, as in ValueBench)."
-        )
-    return value
 
 
 def split_items(value: str, seed: int = DEFAULT_SEED) -> dict[str, list[Item]]:

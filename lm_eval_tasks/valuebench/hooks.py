@@ -19,17 +19,18 @@ from typing import Any
 
 import datasets
 
-from lm_eval_tasks.judging import judge_outputs, score
+from lm_eval_tasks.judge.labels import NO, YES, score
+from lm_eval_tasks.judging import judge_outputs
 from lm_eval_tasks.metrics import nanmean, total  # noqa: F401  (YAML aggregations)
 from lm_eval_tasks.valuebench.data import (
     DEFAULT_ITEM_FRACTION,
     DEFAULT_SEED,
-    check_value,
     load_definitions,
     sample_items,
     select_roles,
 )
 from lm_eval_tasks.valuebench.prompts import render_ll_context, render_prompt
+from lm_eval_tasks.values import check_value
 
 INSTRUCTIONS = ("inclined", "disinclined", "none")
 
@@ -174,7 +175,7 @@ def ll_filter(resps: list[list[tuple[float, bool]]], docs: list[dict[str, Any]])
                 "lm-eval's request order changed."
             )
         ll_yes, ll_no = float(resps[i][0][0]), float(resps[i + 1][0][0])
-        label = "yes" if ll_yes >= ll_no else "no"
+        label = YES if ll_yes >= ll_no else NO
         diff = math.tanh((ll_yes - ll_no) / 2.0)  # = p_yes - p_no with p_yes + p_no = 1
         result = {
             "thought": None,

@@ -74,40 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=2)
     g.add_argument("--device", default="cpu")
     g.add_argument("--out", required=True, type=Path)
-    t = sub.add_parser("table", help="the experiment's table (CSR, FR, MMLU acc per method) from a leaderboard folder")
-    t.add_argument("leaderboard", type=Path, help="the --out folder of `python -m analysis leaderboard`")
-    t.add_argument("--out", type=Path, default=None, help="also write conva_table.csv and conva_csr_by_value.csv here")
-    t.add_argument("--runs", nargs="+", default=None, metavar="RUN_DIR",
-                   help="the run folders the leaderboard read: adds the share of dilemma replies that differ from Base's")
     return ap
-
-
-def table(args: argparse.Namespace) -> int:
-    from steering_models.conva.table import (
-        changed_vs_base,
-        constant_judge,
-        csr_by_value,
-        method_table,
-        mmlu_changed_vs_base,
-        read_leaderboard,
-        with_changed,
-    )
-
-    board, runs = read_leaderboard(args.leaderboard)
-    main_table, by_value = method_table(board, runs), csr_by_value(board, runs)
-    if args.runs:
-        main_table = with_changed(main_table, changed_vs_base(args.runs))
-        main_table = with_changed(main_table, mmlu_changed_vs_base(args.runs), "MMLU answers changed vs Base")
-    print(main_table.to_markdown(index=False, floatfmt=".3f"))
-    print()
-    print(by_value.to_markdown(index=False, floatfmt=".3f"))
-    for warning in constant_judge(board, runs):
-        print(f"\n{warning}")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        main_table.to_csv(args.out / "conva_table.csv", index=False)
-        by_value.to_csv(args.out / "conva_csr_by_value.csv", index=False)
-    return 0
 
 
 def gate_check(args: argparse.Namespace) -> int:
@@ -130,12 +97,10 @@ def gate_check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.cmd in ("gate-check", "table"):
-        from steering_models.conva.table import TableError
-
+    if args.cmd == "gate-check":
         try:
-            return gate_check(args) if args.cmd == "gate-check" else table(args)
-        except (SpecError, FileNotFoundError, TableError) as e:
+            return gate_check(args)
+        except (SpecError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     values = [v.strip() for v in args.values.split(",") if v.strip()]

@@ -79,13 +79,15 @@ class FitSettings:
 def load_lm(pretrained: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from steering_models.default_model import ALIASES, MODEL_ID, resolve_pretrained
+    from lm_eval_tasks.embedded_models import embedded_model
+    from steering_models.default_model import resolve_pretrained
 
     path = str(resolve_pretrained(pretrained))
     config = AutoConfig.from_pretrained(path)
     identity = model_identity(config)
-    if pretrained in ALIASES:
-        identity["id"] = f"default ({MODEL_ID})"
+    embedded = embedded_model(pretrained)
+    if embedded is not None:
+        identity["id"] = f"{embedded.name} ({embedded.model_id})"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer, identity

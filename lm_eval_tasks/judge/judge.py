@@ -12,10 +12,10 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.judge.backends import Backend
-from analysis.judge.cache import ReplyCache, cache_key
-from analysis.judge.parsers import PARSERS
-from analysis.judge.templates import get_template
+from lm_eval_tasks.judge.backends import Backend
+from lm_eval_tasks.judge.cache import ReplyCache, cache_key
+from lm_eval_tasks.judge.parsers import PARSERS
+from lm_eval_tasks.judge.templates import get_template
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,6 @@ class Verdict:
     template: str
     template_version: str
     cached: bool
-
-    @property
-    def label(self) -> Any:  # the name docs/ARCHITECTURE.md first used
-        return self.parsed
 
     @property
     def scored(self) -> bool:

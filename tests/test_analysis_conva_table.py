@@ -1,5 +1,7 @@
-"""`python -m steering_models.conva table`: the five methods' CSR/FR/MMLU from a leaderboard folder (hand-made
-leaderboard.csv/runs.csv in the format `python -m analysis leaderboard --out` writes; expected values by hand)."""
+"""`python -m analysis conva-table`: the five methods' CSR/FR/MMLU from a leaderboard folder (hand-made
+leaderboard.csv/runs.csv in the format `python -m analysis leaderboard --out` writes; expected values by hand).
+Methods come from the steering files' `meta` (kind, gate) that `conva fit` writes, never from config names:
+the names below are deliberately misleading."""
 
 from __future__ import annotations
 
@@ -8,16 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from steering_models.conva.__main__ import main
-from steering_models.conva.table import TableError, csr_by_value, method_table, read_leaderboard
+from analysis.cli import main as analysis_main
+from analysis.conva_table import TableError, csr_by_value, method_table, read_leaderboard
 
-RUNS = """run,model,steering,kind,hash,results
-base,default,(unsteered),none,,r1.json
-ica,default,(unsteered),none,,r2.json
-000-caa-power,default,caa-power,caa,aa,r3.json
-000-caa-self-direction,default,caa-self-direction,caa,ab,r4.json
-001-conva-nogate-power,default,conva-nogate-power,conva,ac,r5.json
-002-conva-power,default,conva-power,conva,ad,r6.json
+
+def main(argv: list[str]) -> int:
+    return analysis_main(["conva-table", *argv])
+
+
+# as `analysis leaderboard` writes it: meta is the steering file's tags as JSON (CSV-quoted)
+RUNS = """run,model,steering,kind,meta,hash,results
+base,default,(unsteered),none,,,r1.json
+ica,default,(unsteered),none,,,r2.json
+000-caa-power,default,conva-power-x,caa,"{""kind"": ""caa"", ""value"": ""power""}",aa,r3.json
+000-caa-self-direction,default,sd-1,caa,"{""kind"": ""caa"", ""value"": ""self-direction""}",ab,r4.json
+001-conva-nogate-power,default,conva-power-gated,conva,"{""gate"": ""none"", ""kind"": ""conva"", ""value"": ""power""}",ac,r5.json
+002-conva-power,default,conva-nogate-p,conva,"{""g0"": 0.08, ""gate"": ""probe"", ""kind"": ""conva"", ""value"": ""power""}",ad,r6.json
 """
 COLS = "metric,base,ica,000-caa-power,000-caa-self-direction,001-conva-nogate-power,002-conva-power"
 BOARD = f"""{COLS}
@@ -75,14 +83,14 @@ def test_csr_by_value(board_dir):
 
 
 def test_cli_writes_tables(board_dir, tmp_path, capsys):
-    assert main(["table", str(board_dir), "--out", str(tmp_path / "o")]) == 0
+    assert main([str(board_dir), "--out", str(tmp_path / "o")]) == 0
     printed = capsys.readouterr().out
     assert "ConVA w/o gate" in printed and "0.400" in printed
     assert (tmp_path / "o" / "conva_table.csv").is_file() and (tmp_path / "o" / "conva_csr_by_value.csv").is_file()
 
 
 def test_a_judge_giving_one_label_to_every_reply_is_flagged(board_dir, tmp_path, capsys):
-    from steering_models.conva.table import constant_judge
+    from analysis.conva_table import constant_judge
 
     board, runs = read_leaderboard(board_dir)
     assert constant_judge(board, runs) == []  # the hand-made board's judge uses both labels
@@ -96,13 +104,17 @@ def test_a_judge_giving_one_label_to_every_reply_is_flagged(board_dir, tmp_path,
     board, runs = read_leaderboard(tmp_path)
     warnings = constant_judge(board, runs)
     assert len(warnings) == 1 and "all 26 scored CSR replies the label 'No'" in warnings[0]
-    assert main(["table", str(tmp_path)]) == 0
+    assert main([str(tmp_path)]) == 0
     assert "all 26 scored CSR replies" in capsys.readouterr().out
 
 
 def test_missing_leaderboard_is_one_clear_error(tmp_path, capsys):
-    assert main(["table", str(tmp_path)]) == 2
+    assert main([str(tmp_path)]) == 2
     assert "leaderboard.csv does not exist" in capsys.readouterr().err
+    (tmp_path / "runs.csv").write_text("run,model,steering,kind,hash,results\nbase,default,(unsteered),none,,r1.json\n")
+    (tmp_path / "leaderboard.csv").write_text("metric,base\nmmlu_conva4/acc,0.5\n")
+    assert main([str(tmp_path)]) == 2  # a leaderboard written before runs.csv had `meta`
+    assert "has no column 'meta'" in capsys.readouterr().err
     (tmp_path / "runs.csv").write_text(RUNS)
     (tmp_path / "leaderboard.csv").write_text("metric,base\nmmlu_conva4/acc,0.5\n")
     board, runs = read_leaderboard(tmp_path)
@@ -110,15 +122,23 @@ def test_missing_leaderboard_is_one_clear_error(tmp_path, capsys):
         method_table(board, runs)
 
 
+# the meta `conva fit` writes into steer_caa_/steer_conva_nogate_/steer_conva_<value>.yaml
+META = {"caa-power": {"kind": "caa", "value": "power"}, "caa-tradition": {"kind": "caa", "value": "tradition"},
+        "conva-power": {"kind": "conva", "value": "power", "gate": "probe"},
+        "conva-nogate-power": {"kind": "conva", "value": "power", "gate": "none"}}
+
+
 def write_run(folder: Path, steering_name: str | None, replies: dict[str, list[str]]) -> Path:
-    """A minimal lm-eval output folder: results JSON (with config.steering when steered) + samples JSONL."""
+    """A minimal lm-eval output folder: results JSON (with config.steering when steered) + samples JSONL.
+    The config name is scrambled so that only `meta` can tell the methods apart."""
     import json
 
     ts = "2026-11-30T12-00-00.000000"
     out = folder / "default"
     out.mkdir(parents=True)
     steering = None if steering_name is None else {
-        "name": steering_name, "spec": {"interventions": [{"layer": 1, "op": "conva"}]}}
+        "name": f"cfg-{len(steering_name)}-{folder.name}", "meta": META[steering_name],
+        "spec": {"interventions": [{"layer": 1, "op": "add" if steering_name.startswith("caa") else "conva"}]}}
     (out / f"results_{ts}.json").write_text(json.dumps(
         {"results": {t: {"csr,judge": 0.0} for t in replies}, "config": {"steering": steering}}))
     for task, texts in replies.items():
@@ -128,7 +148,7 @@ def write_run(folder: Path, steering_name: str | None, replies: dict[str, list[s
 
 
 def test_replies_changed_vs_base(tmp_path):
-    from steering_models.conva.table import changed_vs_base
+    from analysis.conva_table import changed_vs_base
 
     runs = [
         write_run(tmp_path / "base", None, {"schwartz_dilemmas_power": ["a", "b", "c"],
@@ -147,7 +167,7 @@ def test_mmlu_answers_changed_vs_base(tmp_path):
     same (subtask, doc); ICA runs no MMLU."""
     import json
 
-    from steering_models.conva.table import mmlu_changed_vs_base
+    from analysis.conva_table import mmlu_changed_vs_base
 
     def mmlu_run(name: str, steering_name: str | None, lls: dict[str, list[list[float]]]) -> Path:
         folder = write_run(tmp_path / name, steering_name, {})
@@ -167,3 +187,29 @@ def test_mmlu_answers_changed_vs_base(tmp_path):
         mmlu_run("conva", "conva-power", base),  # the gate stayed shut: Base's numbers
     ]
     assert mmlu_changed_vs_base(runs) == {"CAA": (2, 3), "ConVA": (0, 3)}
+
+
+def test_leaderboard_then_table_reads_meta_from_the_results_json(tmp_path, capsys):
+    """`analysis leaderboard --out` writes each run's steering meta into runs.csv; `conva-table` groups by it."""
+    import json
+
+    ts = "2026-11-30T12-00-00.000000"
+
+    def results_run(name: str, meta: dict | None, csr: float) -> Path:
+        out = tmp_path / "runs" / name / "default"
+        out.mkdir(parents=True)
+        steering = None if meta is None else {"name": f"x{len(name)}", "meta": meta,
+                                              "spec": {"interventions": [{"layer": 1, "op": "conva"}]}}
+        metrics = {"csr,judge": csr, "n_scored_csr,judge": 2.0, "fr,judge": 1.0, "n_scored_fr,judge": 2.0}
+        (out / f"results_{ts}.json").write_text(json.dumps(
+            {"results": {"schwartz_dilemmas_power": metrics}, "config": {"steering": steering}}))
+        return out.parent
+
+    runs = [results_run("a", None, 0.0), results_run("b", META["conva-nogate-power"], 0.5),
+            results_run("c", META["conva-power"], 1.0)]
+    assert analysis_main(["leaderboard", *map(str, runs), "--out", str(tmp_path / "lb")]) == 0
+    board, info = read_leaderboard(tmp_path / "lb")
+    assert json.loads(info.set_index("run").at["c", "meta"]) == META["conva-power"]
+    t = method_table(board, info).set_index("method")
+    assert list(t.index) == ["Base", "ConVA w/o gate", "ConVA"]
+    assert list(t["CSR"]) == [0.0, 0.5, 1.0]

@@ -24,12 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-KANG_VALUES: tuple[str, ...] = (
-    "Positive coping", "Empathy", "Resilience", "Social Complexity", "Achievement",
-    "Uncertainty Avoidance", "Aesthetic", "Anxiety Disorder", "Breadth of Interest", "Economic",
-    "Organization", "Political", "Religious", "Social", "Social Cynicism", "Theoretical",
-    "Understanding",
-)
+from lm_eval_tasks.values import VALUES
 
 KANG_TEMPLATE_1 = (
     "A judgment is the answer to a question. Summarize the judgment, and tell me whether it means yes, "
@@ -131,7 +126,7 @@ class Template:
     version: str
     text: str
     fields: tuple[str, ...]
-    parser: str  # a name in analysis.judge.parsers.PARSERS
+    parser: str  # a name in lm_eval_tasks.judge.parsers.PARSERS
     source: str
     max_tokens: int  # reply budget: the label (and FR's reason) fits; VALUE_JUDGE_MAX_TOKENS overrides
     # template field -> the caller's field it is read from (Table 2 puts the thought in place of "Answer")
@@ -171,7 +166,7 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-_DEFAULTS: dict[tuple[str, str], object] = {("causal_graph", "values"): list(KANG_VALUES)}
+_DEFAULTS: dict[tuple[str, str], object] = {("causal_graph", "values"): list(VALUES)}
 
 TEMPLATES: dict[str, Template] = {
     t.name: t

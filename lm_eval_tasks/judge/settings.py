@@ -1,4 +1,4 @@
-"""Judge settings, from the environment or a config file named by ``VALUE_JUDGE_CONFIG``.
+"""Judge settings (``JudgeSettings``), from the environment or a file named by ``VALUE_JUDGE_CONFIG``.
 
 Environment (each overrides the same key of the config file; file keys are the names below in
 lowercase without the ``VALUE_JUDGE_`` prefix, e.g. ``base_url: http://127.0.0.1:8000/v1``):
@@ -40,12 +40,12 @@ _STR = ("base_url", "model", "kind", "pretrained", "cache")
 _BOOL = ("no_cache",)
 
 
-class JudgeConfigError(ValueError):
+class JudgeSettingsError(ValueError):
     """A judge setting is missing or malformed; the message names the setting to fix."""
 
 
 @dataclass(frozen=True)
-class JudgeConfig:
+class JudgeSettings:
     kind: str = "openai"
     base_url: str | None = None
     model: str = "gpt-4o"
@@ -62,7 +62,7 @@ class JudgeConfig:
     def __repr__(self) -> str:  # never the key, nor credentials inside the base URL
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "base_url")}
         args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
-        return f"JudgeConfig(endpoint={self.endpoint!r}, {args})"
+        return f"JudgeSettings(endpoint={self.endpoint!r}, {args})"
 
     @property
     def endpoint(self) -> str:
@@ -87,7 +87,7 @@ def safe_url(url: str) -> str:
 def _file_settings(path: str) -> dict[str, Any]:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise JudgeConfigError(
+        raise JudgeSettingsError(
             f"VALUE_JUDGE_CONFIG={path!r} is not a file; point it at a YAML/JSON judge config or unset it."
         )
     text = p.read_text()
@@ -99,20 +99,20 @@ def _file_settings(path: str) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
     except Exception as e:  # noqa: BLE001 (any parse error -> one sentence)
-        raise JudgeConfigError(f"judge config {p} is not valid YAML/JSON ({e}); fix the file.") from None
+        raise JudgeSettingsError(f"judge config {p} is not valid YAML/JSON ({e}); fix the file.") from None
     data = data or {}
     if not isinstance(data, dict):
-        raise JudgeConfigError(f"judge config {p} must be a mapping of settings, got {type(data).__name__}.")
+        raise JudgeSettingsError(f"judge config {p} must be a mapping of settings, got {type(data).__name__}.")
     data = {str(k).lower(): v for k, v in data.items()}
     if "api_key" in data:
-        raise JudgeConfigError(
+        raise JudgeSettingsError(
             f"judge config {p} contains an API key; remove it from the file and set VALUE_JUDGE_API_KEY "
             "in the environment instead."
         )
-    known = {f.name for f in fields(JudgeConfig)} - {"api_key"}
+    known = {f.name for f in fields(JudgeSettings)} - {"api_key"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise JudgeConfigError(f"judge config {p} has unknown settings {unknown}; allowed: {sorted(known)}.")
+        raise JudgeSettingsError(f"judge config {p} has unknown settings {unknown}; allowed: {sorted(known)}.")
     return data
 
 
@@ -134,11 +134,11 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
     if not ok:
         kind = "an integer" if name in _INT else "a number" if name in _FLOAT else "a non-empty value"
         rng = f" in [{bounds[0]}, {bounds[1]}]" if bounds else ""
-        raise JudgeConfigError(f"{env}={raw!r} (from {origin}) is not {kind}{rng}; fix {env}.")
+        raise JudgeSettingsError(f"{env}={raw!r} (from {origin}) is not {kind}{rng}; fix {env}.")
     return value
 
 
-def load_config(env: Mapping[str, str] | None = None) -> JudgeConfig | None:
+def load_settings(env: Mapping[str, str] | None = None) -> JudgeSettings | None:
     """The configured judge settings, or None when no judge is configured (no base URL, not local)."""
     env = os.environ if env is None else env
     settings: dict[str, Any] = {}
@@ -146,7 +146,7 @@ def load_config(env: Mapping[str, str] | None = None) -> JudgeConfig | None:
     if env.get(PREFIX + "CONFIG"):
         for k, v in _file_settings(env[PREFIX + "CONFIG"]).items():
             settings[k], origin[k] = v, f"VALUE_JUDGE_CONFIG={env[PREFIX + 'CONFIG']}"
-    for f in fields(JudgeConfig):
+    for f in fields(JudgeSettings):
         value = env.get(PREFIX + f.name.upper())
         if value is not None and value != "":
             settings[f.name], origin[f.name] = value, "the environment"
@@ -161,14 +161,14 @@ def load_config(env: Mapping[str, str] | None = None) -> JudgeConfig | None:
             return None
     kind = str(kind).lower()
     if kind not in KINDS:
-        raise JudgeConfigError(f"VALUE_JUDGE_KIND={kind!r} is not one of {list(KINDS)}; fix VALUE_JUDGE_KIND.")
+        raise JudgeSettingsError(f"VALUE_JUDGE_KIND={kind!r} is not one of {list(KINDS)}; fix VALUE_JUDGE_KIND.")
     values["kind"] = kind
     if kind == "openai" and not values.get("base_url"):
-        raise JudgeConfigError(
+        raise JudgeSettingsError(
             "VALUE_JUDGE_KIND=openai needs an endpoint; set VALUE_JUDGE_BASE_URL (e.g. "
             "https://api.openai.com/v1 or http://127.0.0.1:8000/v1)."
         )
     if kind == "local":
         values.setdefault("pretrained", "default")
         values.setdefault("concurrency", 1)
-    return JudgeConfig(**values)
+    return JudgeSettings(**values)

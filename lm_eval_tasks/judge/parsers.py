@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from lm_eval_tasks.judge.labels import ANSWER_LABELS
+
 _DECOR = "*_`\"'“”‘’ \t\r\n"
 _PREFIX_RE = re.compile(r"^(?:output|answer|label|judgment|final answer)\s*[:：-]\s*", re.IGNORECASE)
 
@@ -31,7 +33,7 @@ def _clean(raw: str) -> str:
 
 def parse_yes_no_unsure(raw: str, fields: Mapping[str, Any] | None = None) -> str | None:
     text = _clean(raw).rstrip(".!").strip(_DECOR).lower()
-    return text if text in ("yes", "no", "unsure") else None
+    return text if text in ANSWER_LABELS else None
 
 
 def _leading_label(raw: str, labels: tuple[str, str]) -> str | None:

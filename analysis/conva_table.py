@@ -1,10 +1,13 @@
-"""``table``: the ConVA experiment's one table (ConVA Table 1's columns) from a leaderboard folder.
+"""``conva-table``: the ConVA experiment's one table (ConVA Table 1's columns) from a leaderboard folder.
 
 ``python -m analysis leaderboard RUNS... --out DIR`` writes ``DIR/leaderboard.csv`` (one row per metric,
-one column per run) and ``DIR/runs.csv`` (each run's steering). This reads both (no model, no samples) and
-groups the runs into the five methods by their steering: unsteered without ICA tasks = Base, unsteered
-with ``schwartz_dilemmas_ica_*`` tasks = ICA, ``caa-*`` = CAA, ``conva-nogate-*`` = ConVA w/o gate,
-``conva-*`` = ConVA (the config names ``fit`` writes). Per method:
+one column per run) and ``DIR/runs.csv`` (each run's steering, its ``kind`` and ``meta``). This reads both
+(no model, no samples) and groups the runs into the five methods by the ``meta`` tags that
+``python -m steering_models.conva fit`` writes into its steering files (copied into the results JSON's
+``config.steering.meta``): unsteered without ICA tasks = Base, unsteered with ``schwartz_dilemmas_ica_*``
+tasks = ICA, ``kind: caa`` = CAA, ``kind: conva`` with ``gate: none`` = ConVA w/o gate, ``kind: conva``
+with any other gate (or none named: the op's default is the probe gate) = ConVA. Config names do not
+matter. Per method:
 
 - CSR, FR: pooled over every scored reply of all values' dilemma tasks (Σ csr·n_scored / Σ n_scored),
   with the number of scored replies;
@@ -19,6 +22,7 @@ same dilemma (same task, same doc), and the share of its MMLU predictions that d
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -26,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from analysis.io import Run, find_runs
+from lm_eval_tasks.lm_eval_outputs import read_jsonl
 
 METHODS = ("Base", "ICA", "CAA", "ConVA w/o gate", "ConVA")
 _DILEMMA = re.compile(r"^schwartz_dilemmas_(?:ica_)?(?P<value>[a-z_]+)/(?P<metric>csr|fr|n_scored_csr|n_scored_fr)$")
@@ -35,17 +42,22 @@ class TableError(ValueError):
     """The leaderboard folder cannot be read as the ConVA experiment."""
 
 
-def method_of(steering: str, metrics: set[str]) -> str | None:
-    """The method a run belongs to, from its steering config id and its metric ids (None: not ConVA's)."""
-    if steering in ("", "(unsteered)"):
+def method_of(kind: str, meta: dict[str, Any], metrics: set[str]) -> str | None:
+    """The method of a run, from its steering ``kind`` (``none`` = unsteered), its steering ``meta`` and its
+    metric (or task) ids; None: not one of ConVA's methods."""
+    if kind == "none":
         return "ICA" if any(m.startswith("schwartz_dilemmas_ica_") for m in metrics) else "Base"
-    if steering.startswith("caa-"):
+    if kind == "caa":
         return "CAA"
-    if steering.startswith("conva-nogate-"):
-        return "ConVA w/o gate"
-    if steering.startswith("conva-"):
-        return "ConVA"
+    if kind == "conva":
+        return "ConVA w/o gate" if meta.get("gate") == "none" else "ConVA"
     return None
+
+
+def run_method(run: Run) -> str | None:
+    """The method of one lm-eval run (its results JSON's ``config.steering``)."""
+    meta = (run.steering or {}).get("meta") or {}
+    return method_of(run.steer_kind, meta, set(run.sample_files))
 
 
 def read_leaderboard(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -54,16 +66,31 @@ def read_leaderboard(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not path.is_file():
             raise TableError(f"{path} does not exist; pass the --out folder of `python -m analysis leaderboard "
                              "RUNS... --out DIR`.")
-    return pd.read_csv(board_csv), pd.read_csv(runs_csv, keep_default_na=False)
+    runs = pd.read_csv(runs_csv, keep_default_na=False, dtype=str)
+    missing = [c for c in ("run", "kind", "meta") if c not in runs.columns]
+    if missing:
+        raise TableError(f"{runs_csv} has no column {missing[0]!r}: it was written by an older `python -m analysis "
+                         "leaderboard`; rerun the leaderboard on the same runs with --out DIR.")
+    return pd.read_csv(board_csv), runs
+
+
+def _methods(board: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str | None]:
+    """leaderboard column (run) -> its method."""
+    info = runs.set_index("run")
+    metrics = board.set_index("metric")
+    out: dict[str, str | None] = {}
+    for run in [c for c in board.columns if c != "metric"]:
+        kind = str(info.at[run, "kind"]) if run in info.index else "none"
+        meta = json.loads(info.at[run, "meta"]) if run in info.index and info.at[run, "meta"] else {}
+        out[run] = method_of(kind, meta, set(metrics[run].dropna().index))
+    return out
 
 
 def per_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Long table: one row per (method, run, value) with csr, fr, n_scored_csr, n_scored_fr."""
-    steering = dict(zip(runs["run"], runs["steering"], strict=True))
     rows = []
-    for run in [c for c in board.columns if c != "metric"]:
+    for run, method in _methods(board, runs).items():
         col = board.set_index("metric")[run].dropna()
-        method = method_of(str(steering.get(run, "")), set(col.index))
         if method is None:
             continue
         found: dict[str, dict[str, float]] = {}
@@ -90,19 +117,14 @@ def method_table(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     if long.empty:
         raise TableError("no run of the leaderboard has Schwartz dilemma CSR/FR metrics; pass the leaderboard of "
                          "the ConVA experiment (examples/conva_experiment.sh).")
-    steering = dict(zip(runs["run"], runs["steering"], strict=True))
+    methods = _methods(board, runs)
     mmlu = board.set_index("metric").loc["mmlu_conva4/acc"] if "mmlu_conva4/acc" in set(board["metric"]) else None
     out = []
     for method in METHODS:
         sub = long[long["method"] == method]
         csr, n_csr = _pooled(sub, "csr")
         fr, n_fr = _pooled(sub, "fr")
-        accs = []
-        if mmlu is not None:
-            for run, acc in mmlu.dropna().items():
-                col = board.set_index("metric")[run].dropna()
-                if method_of(str(steering.get(run, "")), set(col.index)) == method:
-                    accs.append(float(acc))
+        accs = [] if mmlu is None else [float(acc) for run, acc in mmlu.dropna().items() if methods[run] == method]
         if sub.empty and not accs:
             continue
         out.append({"method": method, "CSR": csr, "FR": fr, "MMLU acc": sum(accs) / len(accs) if accs else math.nan,
@@ -145,20 +167,16 @@ def _choice(sample: dict[str, Any]) -> str:
 
 def _answers(path: Path, answer: Callable[[dict[str, Any]], str]) -> dict[str, str]:
     """doc_id -> answer(sample), from one lm-eval samples JSONL."""
-    from analysis.io import read_samples_jsonl
-
-    return {str(sample["doc_id"]): answer(sample) for sample in read_samples_jsonl(path)}
+    return {str(sample["doc_id"]): answer(sample) for sample in read_jsonl(path, required=("doc_id", "resps"))}
 
 
 def _changed(run_dirs: list[str | Path], task_re: str,
              answer: Callable[[dict[str, Any]], str]) -> dict[str, tuple[int, int]]:
-    from analysis.io import find_runs
-
     base: dict[tuple[str, str], str] = {}
     steered: list[tuple[str, str, dict[str, str]]] = []
     for run in find_runs(list(run_dirs)):
         tasks = {t: p for t, p in run.sample_files.items() if re.match(task_re, t)}
-        method = method_of(run.config_id, set(run.sample_files))
+        method = run_method(run)
         for task, path in tasks.items():
             if method == "Base":
                 base.update({(task, doc): a for doc, a in _answers(path, answer).items()})

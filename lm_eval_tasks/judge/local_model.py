@@ -1,39 +1,51 @@
 """A HF causal LM answering judge prompts greedily through transformers (no server).
 
 Used by the local judge (``VALUE_JUDGE_KIND=local``) and by ``python -m analysis judge-serve``.
-The prompt is sent as one user message through the tokenizer's chat template when it has one,
-else as plain text. Weights load from safetensors. One generation at a time (a lock).
+``LocalGenerator`` takes a resolved model folder (``resolve_local_model``: an embedded model's name,
+e.g. ``default``, from :mod:`lm_eval_tasks.embedded_models`, or a saved HF folder). The prompt is sent
+as one user message through the tokenizer's chat template when it has one, else as plain text.
+Weights load from safetensors. One generation at a time (a lock).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_tasks.embedded_models import embedded_model, embedded_model_path
 
-def resolve(pretrained: str) -> Path:
-    """``default`` -> the embedded default model's folder; else the folder itself, checked."""
-    if pretrained in ("default", ""):
-        from steering_models.default_model import default_model_path
 
-        return default_model_path()
+@dataclass(frozen=True)
+class LocalModel:
+    """A resolved local judge model: the name it is recorded under and its HF folder."""
+
+    name: str
+    path: Path
+
+
+def resolve_local_model(pretrained: str) -> LocalModel:
+    """An embedded model's name (``default``) -> its folder; else the folder itself, checked."""
+    embedded = embedded_model(pretrained)
+    if embedded is not None:
+        return LocalModel(embedded.name, embedded_model_path(embedded.name))
     path = Path(pretrained).expanduser()
     if not (path / "config.json").is_file():
         raise ValueError(
             f"judge pretrained={pretrained!r} is not a HF model folder (no config.json); set "
             "VALUE_JUDGE_PRETRAINED (or --pretrained) to a saved model folder or 'default'."
         )
-    return path
+    return LocalModel(path.name, path)
 
 
 class LocalGenerator:
-    def __init__(self, pretrained: str, device: str | None = None) -> None:
+    def __init__(self, model: LocalModel, device: str | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.path = resolve(pretrained)
-        self.name = "default" if pretrained in ("default", "") else self.path.name
+        self.path = model.path
+        self.name = model.name
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.model = AutoModelForCausalLM.from_pretrained(

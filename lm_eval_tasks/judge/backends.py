@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from analysis.judge.config import JudgeConfig
-from analysis.judge.errors import JudgeError
+from lm_eval_tasks.judge.errors import JudgeError
+from lm_eval_tasks.judge.settings import JudgeSettings
 
 
 class Backend(Protocol):
@@ -24,24 +24,24 @@ class Backend(Protocol):
 
 
 class OpenAIBackend:
-    def __init__(self, config: JudgeConfig) -> None:
+    def __init__(self, settings: JudgeSettings) -> None:
         import openai
 
         self._openai = openai
-        self.config = config
-        self.endpoint = config.endpoint
+        self.settings = settings
+        self.endpoint = settings.endpoint
         host = self.endpoint.split("://", 1)[-1].split("/", 1)[0]
-        self.judge_id = f"openai:{config.model}@{host}"
-        self.concurrency = config.concurrency
+        self.judge_id = f"openai:{settings.model}@{host}"
+        self.concurrency = settings.concurrency
         self._client = openai.OpenAI(
-            base_url=config.base_url,
-            api_key=config.api_key or "not-set",  # local servers need none; the client needs a value
-            timeout=config.timeout,
-            max_retries=config.max_retries,
+            base_url=settings.base_url,
+            api_key=settings.api_key or "not-set",  # local servers need none; the client needs a value
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
         )
 
     def complete(self, prompt: str, max_tokens: int) -> str:
-        openai, c = self._openai, self.config
+        openai, c = self._openai, self.settings
         try:
             resp = self._client.chat.completions.create(
                 model=c.model,
@@ -88,18 +88,18 @@ class OpenAIBackend:
 
 
 class LocalBackend:
-    def __init__(self, config: JudgeConfig) -> None:
-        from analysis.judge.local_model import LocalGenerator
+    def __init__(self, settings: JudgeSettings) -> None:
+        from lm_eval_tasks.judge.local_model import LocalGenerator, resolve_local_model
 
-        self.config = config
-        self._gen = LocalGenerator(config.pretrained or "default")
+        self.settings = settings
+        self._gen = LocalGenerator(resolve_local_model(settings.pretrained or "default"))
         self.judge_id = f"local:{self._gen.name}"
         self.endpoint = f"local:{self._gen.path}"
         self.concurrency = 1
 
     def complete(self, prompt: str, max_tokens: int) -> str:
-        return self._gen.complete(prompt, self.config.max_tokens or max_tokens)
+        return self._gen.complete(prompt, self.settings.max_tokens or max_tokens)
 
 
-def make_backend(config: JudgeConfig) -> Backend:
-    return LocalBackend(config) if config.kind == "local" else OpenAIBackend(config)
+def make_backend(settings: JudgeSettings) -> Backend:
+    return LocalBackend(settings) if settings.kind == "local" else OpenAIBackend(settings)

@@ -1,0 +1,60 @@
+"""One LLM judge for every judged step of both papers (prompts in ``lm_eval_tasks.judge.templates``).
+
+It lives on the ground floor, beside the tasks whose filters call it; ``analysis`` re-judges logged
+samples, measures agreement and serves models with it (``python -m analysis judge|judge-agreement|
+judge-serve``).
+
+``get_judge()`` -> a ``Judge`` built from the environment / ``VALUE_JUDGE_CONFIG`` (see
+``lm_eval_tasks.judge.settings`` for every setting), or None when no judge is configured.
+``judge.judge(template, fields) -> Verdict``; ``judge.judge_many(template, [fields, ...])``.
+Templates: ``answer_judgment`` (field ``answer``; Kang Template 1), ``thought_inclination``
+(``thought``; Template 1 on the thought, Table 2), ``causal_graph`` (``values``, default the 17
+ValueBench values; Template 5), ``csr`` (``basic_value``, ``value_description``, ``question``,
+``answer``; ConVA Table 11) and ``fluency`` (``answer``; Table 13).
+``Verdict.parsed``: "yes"/"no"/"unsure" (``lm_eval_tasks.judge.labels``), True/False,
+[(cause, effect), ...], or None when the reply did not parse (unscored); ``.raw``, ``.judge_id``,
+``.template_version``, ``.cached``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from lm_eval_tasks.judge.errors import JudgeError
+from lm_eval_tasks.judge.judge import Judge, Verdict
+from lm_eval_tasks.judge.settings import JudgeSettings, JudgeSettingsError, load_settings
+
+__all__ = ["Judge", "JudgeError", "JudgeSettings", "JudgeSettingsError", "Verdict", "build_judge", "get_judge",
+           "load_settings", "require_judge"]
+
+_JUDGES: dict[JudgeSettings, Judge] = {}
+_LOCK = threading.Lock()
+
+
+def build_judge(settings: JudgeSettings, progress: bool = False) -> Judge:
+    """A new Judge for ``settings`` (its backend and cache opened now)."""
+    from lm_eval_tasks.judge.backends import make_backend
+    from lm_eval_tasks.judge.cache import ReplyCache
+
+    cache = None if settings.no_cache else ReplyCache(settings.cache_path)
+    return Judge(make_backend(settings), cache, progress=progress)
+
+
+def get_judge(settings: JudgeSettings | None = None) -> Judge | None:
+    """The judge configured by ``settings`` or the environment (one per settings per process), or None."""
+    settings = settings if settings is not None else load_settings()
+    if settings is None:
+        return None
+    with _LOCK:
+        if settings not in _JUDGES:
+            _JUDGES[settings] = build_judge(settings)
+        return _JUDGES[settings]
+
+
+def require_judge(purpose: str) -> Judge:
+    """The configured judge, or a ValueError saying that ``purpose`` needs one and how to configure it."""
+    judge = get_judge()
+    if judge is None:
+        raise ValueError(f"{purpose} needs a judge: set VALUE_JUDGE_BASE_URL + VALUE_JUDGE_MODEL (or "
+                         "VALUE_JUDGE_PRETRAINED for a local one) in the environment.")
+    return judge
