@@ -80,147 +80,204 @@ class Report:
         return path
 
 
+@dataclass
+class Orientations:
+    """The orientation tables the steps read: every row, and the train / test roles' rows (None: absent)."""
+
+    full: pd.DataFrame
+    train: pd.DataFrame | None = None
+    test: pd.DataFrame | None = None
+
+
+@dataclass
+class ReportOptions:
+    """What ``build_report`` was asked for besides the runs and the output folder."""
+
+    orientations: list[str] | None = None
+    train_csv: list[str] | None = None
+    test_csv: list[str] | None = None
+    mode: str | None = None
+    references: list[str] | None = None
+    use_judge: bool = False
+    alpha: float = 0.05
+    indep_test: str = "fisherz"
+    n_boot: int = 1000
+    seed: int = 0
+
+
 def build_report(runs: list[str], out: Path, orientations: list[str] | None = None, train_csv: list[str] | None = None,
                  test_csv: list[str] | None = None, mode: str | None = None, references: list[str] | None = None,
                  use_judge: bool = False, alpha: float = 0.05, indep_test: str = "fisherz",
                  n_boot: int = 1000, seed: int = 0) -> Report:
+    opts = ReportOptions(orientations, train_csv, test_csv, mode, references, use_judge, alpha, indep_test,
+                         n_boot, seed)
     rep = Report(out=out)
     out.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=6, desc="report", leave=False)
-
-    # 1. leaderboard and orientation tables
-    samples = None
-    if runs:
-        found = find_runs(runs)
-        rep.table("runs", "Runs", run_info(found))
-        board = leaderboard(found)
-        view = orientation_view(board)
-        if not view.empty:
-            rep.table("leaderboard_orientations", "Per-value orientation of each run", view,
-                      "mean item score in [-1, 1] (results JSON); Δ = last run − first run")
-        rep.table("leaderboard", "All metrics of each run", board)
-        samples = load_samples(found, require=False)
-        if samples.empty:
-            rep.note("no ValueBench samples in the runs (run lm_eval with --log_samples); orientation-based "
-                     "steps skipped.")
-            samples = None
+    samples = _runs_step(rep, runs)
     steps.update()
+    tables = _orientations_step(rep, samples, opts)
+    if tables is None:
+        rep.note("no orientations: pass RUN_DIRs with logged ValueBench samples or --orientations CSV.")
+        return _finish(rep, steps)
+    steps.update()
+    graphs = _graphs_step(rep, tables, opts)
+    steps.update()
+    if graphs:
+        _effects_step(rep, tables, graphs, opts)
+    steps.update()
+    _sae_step(rep, tables)
+    steps.update()
+    if opts.use_judge and samples is not None:
+        _table2_step(rep, samples)
+    return _finish(rep, steps)
+
+
+def _runs_step(rep: Report, runs: list[str]) -> pd.DataFrame | None:
+    """1. The runs, their leaderboard and per-value orientations; the logged ValueBench samples (None: none)."""
+    if not runs:
+        return None
+    found = find_runs(runs)
+    rep.table("runs", "Runs", run_info(found))
+    board = leaderboard(found)
+    view = orientation_view(board)
+    if not view.empty:
+        rep.table("leaderboard_orientations", "Per-value orientation of each run", view,
+                  "mean item score in [-1, 1] (results JSON); Δ = last run − first run")
+    rep.table("leaderboard", "All metrics of each run", board)
+    samples = load_samples(found, require=False)
+    if samples.empty:
+        rep.note("no ValueBench samples in the runs (run lm_eval with --log_samples); orientation-based "
+                 "steps skipped.")
+        return None
+    return samples
+
+
+def _read_csvs(paths: list[str] | None) -> pd.DataFrame | None:
+    return pd.concat([read_orientation_csv(p) for p in paths], ignore_index=True) if paths else None
+
+
+def _orientations_step(rep: Report, samples: pd.DataFrame | None, opts: ReportOptions) -> Orientations | None:
+    """The orientation tables from the samples, replaced by any CSVs given; written in Kang et al.'s format."""
     full = train = test = None
     if samples is not None:
-        mode = pick_mode(samples, mode)
-        full = orientation_table(samples, mode=mode)
+        full = orientation_table(samples, mode=pick_mode(samples, opts.mode))
         splits = set(full["role_split"].dropna())
         train = full[full["role_split"] == "train"].reset_index(drop=True) if "train" in splits else None
         test = full[full["role_split"] == "test"].reset_index(drop=True) if "test" in splits else None
-    for paths in [orientations or []]:
-        if paths:
-            tables = [read_orientation_csv(p) for p in paths]
-            full = pd.concat(tables, ignore_index=True)
-    if train_csv:
-        train = pd.concat([read_orientation_csv(p) for p in train_csv], ignore_index=True)
-    if test_csv:
-        test = pd.concat([read_orientation_csv(p) for p in test_csv], ignore_index=True)
+    full = _read_csvs(opts.orientations) if opts.orientations else full
+    train = _read_csvs(opts.train_csv) if opts.train_csv else train
+    test = _read_csvs(opts.test_csv) if opts.test_csv else test
     if full is None:
-        full = pd.concat([t for t in (train, test) if t is not None], ignore_index=True) if (train is not None or test is not None) else None
-    if full is None:
-        rep.note("no orientations: pass RUN_DIRs with logged ValueBench samples or --orientations CSV.")
-        return _finish(rep, steps)
-    path = write_orientation_csv(full, out / "tables" / "orientations.csv")
+        parts = [t for t in (train, test) if t is not None]
+        if not parts:
+            return None
+        full = pd.concat(parts, ignore_index=True)
+    path = write_orientation_csv(full, rep.out / "tables" / "orientations.csv")
     rep.files.append(path)
     rep.table("orientations", "Orientation table (wide format: steer_dim, player_name, values)", full,
               f"s_t[v] = mean item score per (config, role); also written as {path.name} (Kang et al.'s format)")
-    steps.update()
+    return Orientations(full, train, test)
 
-    # 2. graphs
-    graph_table = train if train is not None and len(train) >= 5 else full
+
+def _graphs_step(rep: Report, tables: Orientations, opts: ReportOptions) -> dict[str, ValueGraph]:
+    """2. Our PC graph (train roles when there are enough, else all rows) and the reference graphs."""
+    graph_table = tables.train if tables.train is not None and len(tables.train) >= 5 else tables.full
     graphs: dict[str, ValueGraph] = {}
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            rows, which = pc_rows(graph_table)
-            ours = learn_graph(rows, alpha=alpha, indep_test=indep_test)
-        for w in caught:
-            rep.note(f"graph: {w.message}")
-        graphs["ours"] = ours
-        (out / "graph.json").write_text(json.dumps(ours.to_json(), indent=1))
-        nx.write_graphml(ours.digraph(), out / "graph.graphml")
-        rep.files += [out / "graph.json", out / "graph.graphml"]
-        edges = pd.DataFrame(ours.edges, columns=["from", "to"])
-        edges["in_reduction"] = [e in set(ours.reduced_edges()) for e in ours.edges]
-        rep.table("graph_edges", "Our value causal graph (PC) edges", edges,
-                  f"PC {indep_test}, alpha={alpha}, {'train roles' if graph_table is train else 'all roles'}: "
-                  f"{which}; dropped near-constant: {ours.dropped}")
+        graphs["ours"] = _our_graph(rep, graph_table, graph_table is tables.train, opts)
     except ValueError as exc:
         rep.note(f"our causal graph skipped: {exc}")
-    for spec in ["valuebench"] + list(references or []) + (["judge"] if use_judge else []):
+    for spec in ["valuebench"] + list(opts.references or []) + (["judge"] if opts.use_judge else []):
         try:
             name, ref = load_reference(spec)
             graphs[name] = ref
         except (ValueError, FileNotFoundError) as exc:
             rep.note(f"reference graph {spec!r} skipped: {exc}")
     if graphs:
-        rep.image("Value graphs (transitive reductions)", plot_graphs(graphs, out / "plots", "graphs"),
+        rep.image("Value graphs (transitive reductions)", plot_graphs(graphs, rep.out / "plots", "graphs"),
                   "ours (PC) beside the reference graphs; metrics use the full graphs")
-    steps.update()
+    return graphs
 
-    # 3. §2.3 steering effects
-    eval_table = test if test is not None else full
-    if graphs:
-        res = steering_effects(eval_table, graphs, n_boot=n_boot, seed=seed, progress=False,
-                               fallback=train if eval_table is test else None)
-        for n in res.notes:
-            rep.note(n)
-        if not res.summary.empty:
-            rep.table("steering_effects", "Steering effects along causal relations (Kang et al. §2.3, Figure 4)",
-                      res.summary, "estimate with 95% bootstrap CI (resampling roles); paper columns: reference = "
-                      "GPT-4o Template 5 graph; rows graph='-' = average number of steered values per unit")
-            rep.table("steering_effects_per_value", "Expected / unexpected change per steered value", res.per_value)
-            for method, table in res.c_tables.items():
-                rep.table(f"c_matrix_{method.replace('[', '_').replace(']', '')}", f"c(v', v) for {method} steering",
-                          table, "row = steered value v, column = v'")
-            rep.image("Expected vs unexpected change (Figure 4 style)",
-                      plot_expected_unexpected(res.summary[res.summary["graph"] != "-"], out / "plots"))
-    steps.update()
 
-    # 4. SAE table
-    sae_train = train if train is not None else full
-    sae_test = test if train is not None else None
-    if (sae_train["steer_dim"].fillna("") != "").any():
-        try:
-            table = sae_table(sae_train, sae_test)
-            noise = noise_ratio(table)
-            for model, paper in PAPER_NOISE_RATIO.items():
-                noise[f"paper {model}"] = noise["value"].map(paper)
-            rep.table("sae_table", "SAE steering table (Kang et al. Table 1/4/5, counts of roles)", table,
-                      "stimulated / suppressed / maintained vs the same role unsteered; cosine = train vs test proportions")
-            rep.table("noise_ratio", "Noise ratio per value", noise)
-            rep.table("mean_similarity", "Mean train-test cosine per feature", mean_similarity(table))
-            rep.image("SAE steering heatmap", plot_sae_heatmap(table, noise, out / "plots"))
-            if sae_test is not None:
-                t3 = sae_vs_explicit(sae_train, sae_test)
-                if not t3.empty:
-                    rep.table("sae_vs_explicit", "Table 3: SAE vs explicit value instruction (test roles)", t3)
-        except ValueError as exc:
-            rep.note(f"SAE table skipped: {exc}")
-    else:
+def _our_graph(rep: Report, table: pd.DataFrame, on_train: bool, opts: ReportOptions) -> ValueGraph:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows, which = pc_rows(table)
+        ours = learn_graph(rows, alpha=opts.alpha, indep_test=opts.indep_test)
+    for w in caught:
+        rep.note(f"graph: {w.message}")
+    out = rep.out
+    (out / "graph.json").write_text(json.dumps(ours.to_json(), indent=1))
+    nx.write_graphml(ours.digraph(), out / "graph.graphml")
+    rep.files += [out / "graph.json", out / "graph.graphml"]
+    edges = pd.DataFrame(ours.edges, columns=["from", "to"])
+    edges["in_reduction"] = [e in set(ours.reduced_edges()) for e in ours.edges]
+    rep.table("graph_edges", "Our value causal graph (PC) edges", edges,
+              f"PC {opts.indep_test}, alpha={opts.alpha}, {'train roles' if on_train else 'all roles'}: "
+              f"{which}; dropped near-constant: {ours.dropped}")
+    return ours
+
+
+def _effects_step(rep: Report, tables: Orientations, graphs: dict[str, ValueGraph], opts: ReportOptions) -> None:
+    """3. §2.3 steering effects on the test roles (all roles when there is no test split)."""
+    eval_table = tables.test if tables.test is not None else tables.full
+    res = steering_effects(eval_table, graphs, n_boot=opts.n_boot, seed=opts.seed, progress=False,
+                           fallback=tables.train if eval_table is tables.test else None)
+    for n in res.notes:
+        rep.note(n)
+    if res.summary.empty:
+        return
+    rep.table("steering_effects", "Steering effects along causal relations (Kang et al. §2.3, Figure 4)",
+              res.summary, "estimate with 95% bootstrap CI (resampling roles); paper columns: reference = "
+              "GPT-4o Template 5 graph; rows graph='-' = average number of steered values per unit")
+    rep.table("steering_effects_per_value", "Expected / unexpected change per steered value", res.per_value)
+    for method, table in res.c_tables.items():
+        rep.table(f"c_matrix_{method.replace('[', '_').replace(']', '')}", f"c(v', v) for {method} steering",
+                  table, "row = steered value v, column = v'")
+    rep.image("Expected vs unexpected change (Figure 4 style)",
+              plot_expected_unexpected(res.summary[res.summary["graph"] != "-"], rep.out / "plots"))
+
+
+def _sae_step(rep: Report, tables: Orientations) -> None:
+    """4. The SAE table (train vs test), noise ratio, mean similarity and Table 3."""
+    sae_train = tables.train if tables.train is not None else tables.full
+    sae_test = tables.test if tables.train is not None else None
+    if not (sae_train["steer_dim"].fillna("") != "").any():
         rep.note("SAE table skipped: no steered configs in the orientations.")
-    steps.update()
+        return
+    try:
+        table = sae_table(sae_train, sae_test)
+        noise = noise_ratio(table)
+        for model, paper in PAPER_NOISE_RATIO.items():
+            noise[f"paper {model}"] = noise["value"].map(paper)
+        rep.table("sae_table", "SAE steering table (Kang et al. Table 1/4/5, counts of roles)", table,
+                  "stimulated / suppressed / maintained vs the same role unsteered; cosine = train vs test proportions")
+        rep.table("noise_ratio", "Noise ratio per value", noise)
+        rep.table("mean_similarity", "Mean train-test cosine per feature", mean_similarity(table))
+        rep.image("SAE steering heatmap", plot_sae_heatmap(table, noise, rep.out / "plots"))
+        if sae_test is not None:
+            t3 = sae_vs_explicit(sae_train, sae_test)
+            if not t3.empty:
+                rep.table("sae_vs_explicit", "Table 3: SAE vs explicit value instruction (test roles)", t3)
+    except ValueError as exc:
+        rep.note(f"SAE table skipped: {exc}")
 
-    # 5. Table 2 (judge)
-    if use_judge and samples is not None:
-        try:
-            from analysis.consistency import inconsistency_table, judge_thoughts, with_paper
-            from lm_eval_tasks.judge import require_judge
 
-            judge = require_judge("Table 2")
-            cot = samples[samples["mode"] != "ll"]
-            if cot.empty:
-                raise ValueError("no CoT samples with a thought (valuebench_cot_* runs)")
-            rep.table("thought_answer_inconsistency", "Table 2: thought/answer inconsistency (Kang et al. §3.3)",
-                      with_paper(inconsistency_table(cot, judge_thoughts(cot, judge))))
-        except ValueError as exc:
-            rep.note(f"Table 2 skipped: {exc}")
-    return _finish(rep, steps)
+def _table2_step(rep: Report, samples: pd.DataFrame) -> None:
+    """5. Table 2 (thought/answer inconsistency; needs the configured judge)."""
+    from analysis.consistency import inconsistency_table, judge_thoughts, with_paper
+    from lm_eval_tasks.judge import require_judge
+
+    try:
+        judge = require_judge("Table 2")
+        cot = samples[samples["mode"] != "ll"]
+        if cot.empty:
+            raise ValueError("no CoT samples with a thought (valuebench_cot_* runs)")
+        rep.table("thought_answer_inconsistency", "Table 2: thought/answer inconsistency (Kang et al. §3.3)",
+                  with_paper(inconsistency_table(cot, judge_thoughts(cot, judge))))
+    except ValueError as exc:
+        rep.note(f"Table 2 skipped: {exc}")
 
 
 def _finish(rep: Report, steps: tqdm) -> Report:
