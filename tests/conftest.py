@@ -11,7 +11,10 @@ import pytest
 import steering_models._bootstrap  # noqa: F401  (registers steered-hf + our tasks when run from a checkout)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# ../shared beside a checkout (a git worktree under wt/ sits one level deeper): the tiny tokenizer's corpus,
+# so it is the same tokenizer (and the tiny models answer the same) in every checkout
+SHARED = next((base / "shared" for base in (REPO.parent, REPO.parent.parent) if (base / "shared").is_dir()),
+              REPO.parent / "shared")
 
 # the questionnaire template, so its words (" your values" ...) are real tokens of the tiny tokenizer
 _TRAIN_TEXT = (
