@@ -1,7 +1,9 @@
 """The 17 ValueBench values of Kang et al. (§3.1: values with at least 20 items) and their names.
 
 ``VALUES`` is in the order of Template 5's list (Kang et al., Appendix A.3), which is also ValueBench's
-item-count order; every package reads the values from here. ``check_value`` wants the exact ValueBench
+item-count order; every package reads the values from here (on the ground floor's top level, since the
+ValueBench tasks and the judge's Template 5 both need them). ConVA's 10 Schwartz values are another list,
+in ``lm_eval_tasks.schwartz.data``. ``check_value`` wants the exact ValueBench
 spelling (task docs, data); ``canonical_value`` forgives case, ``_`` and ``-`` (command lines, CSV
 headers, task-name slugs).
 """
