@@ -24,7 +24,6 @@ The scores of both are compared (max |delta loglikelihood| over every logged req
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -56,10 +55,13 @@ def loglikelihoods(samples: dict[str, list[dict]]) -> dict[tuple[str, int, int],
 
 
 def read_samples(folder: Path) -> dict[str, list[dict]]:
+    from lm_eval_tasks.lm_eval_outputs import read_jsonl, samples_name
+
     out: dict[str, list[dict]] = {}
     for f in folder.rglob("samples_*.jsonl"):
-        task = f.name[len("samples_"):].rsplit("_", 1)[0]
-        out[task] = [json.loads(line) for line in f.read_text().splitlines()]
+        name = samples_name(f.name)
+        if name is not None:
+            out[name.task] = list(read_jsonl(f))
     return out
 
 
