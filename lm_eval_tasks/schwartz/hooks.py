@@ -18,12 +18,16 @@ from lm_eval_tasks.judge import Verdict
 from lm_eval_tasks.judging import get_judge, judge_fields
 from lm_eval_tasks.metrics import nanmean, total  # noqa: F401  (YAML aggregations)
 from lm_eval_tasks.schwartz.data import DESCRIPTIONS, load_questions
-from lm_eval_tasks.schwartz.prompts import render_ica
+from lm_eval_tasks.schwartz.prompts import role_prompt, with_role_prompt
 
 
 def dilemma_dataset(sv_value: str, sv_variant: str, **metadata: Any) -> datasets.DatasetDict:
-    """``custom_dataset``: the value's evaluation questions (ConVA data dir from metadata/env)."""
-    questions = load_questions(sv_value, metadata.get("conva_dir"))
+    """``custom_dataset``: the value's evaluation questions (ConVA data dir from metadata/env), each with
+    the role prompt of the task variant (``role_prompt``: "" plain, ICA for ica/positive, the negative-value
+    prompt for negative)."""
+    conva_dir = metadata.get("conva_dir")
+    prefix = role_prompt(sv_variant, sv_value, DESCRIPTIONS[sv_value], conva_dir)
+    questions = load_questions(sv_value, conva_dir)
     docs = [
         {
             "value": sv_value,
@@ -32,6 +36,7 @@ def dilemma_dataset(sv_value: str, sv_variant: str, **metadata: Any) -> datasets
             "question_id": f"{sv_value}-{i:03d}",
             "question": q,
             "variant": sv_variant,
+            "role_prompt": prefix,
         }
         for i, q in enumerate(questions)
     ]
@@ -39,9 +44,7 @@ def dilemma_dataset(sv_value: str, sv_variant: str, **metadata: Any) -> datasets
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
-    if doc["variant"] == "ica":
-        return render_ica(doc["basic_value"], doc["value_description"], doc["question"])
-    return doc["question"]
+    return with_role_prompt(doc["role_prompt"], doc["question"])
 
 
 def _parsed(verdict: Verdict | None) -> bool | None:
