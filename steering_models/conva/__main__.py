@@ -1,6 +1,7 @@
 """``python -m steering_models.conva fit --pretrained default --values power,security --out conva_out``
 
-Fits ConVA value vectors (see :mod:`steering_models.conva.fit`). The ConVA data folder comes from
+Fits ConVA value vectors (see :mod:`steering_models.conva.fit`). ``sft --value V --out OUT`` trains the
+paper's SFT baseline as a LoRA adapter (see :mod:`steering_models.conva.sft`). The ConVA data folder comes from
 ``--data-dir``, else ``$VALUE_STEERING_CONVA_DIR``, else ``../shared/data/conva`` beside a source
 checkout. The offline probe gate's value-unrelated texts come from ``--gate-negatives`` (an MMLU
 folder with ``test/<subject>_test.csv``; default: ``mmlu`` beside the ConVA folder; ``none`` skips it).
@@ -14,7 +15,20 @@ from pathlib import Path
 
 from lm_eval_tasks.schwartz.data import VALUES, resolve_conva_dir
 from steering_models.conva.data import PAIR_SETS, ConvaDataError
-from steering_models.conva.defaults import ACC_THRESHOLD, EXCLUDE_LAST, MIN_PAIRS, TEST_FRACTION
+from steering_models.conva.defaults import (
+    ACC_THRESHOLD,
+    EXCLUDE_LAST,
+    MIN_PAIRS,
+    SFT_BATCH_SIZE,
+    SFT_EPOCHS,
+    SFT_GRAD_ACCUM,
+    SFT_LORA_ALPHA,
+    SFT_LORA_DROPOUT,
+    SFT_LORA_RANK,
+    SFT_LR,
+    SFT_TARGET_MODULES,
+    TEST_FRACTION,
+)
 from steering_models.conva.fit import FitSettings, run_fit
 from steering_models.errors import SpecError
 
@@ -74,7 +88,55 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=2)
     g.add_argument("--device", default="cpu")
     g.add_argument("--out", required=True, type=Path)
+    f = sub.add_parser("sft", help="the SFT baseline: a LoRA adapter trained on the value's positive sentences "
+                                   "(a substitute for FULCRA); defaults = Appendix H")
+    f.add_argument("--pretrained", default="default", help="hub id, local folder, or default (embedded model)")
+    f.add_argument("--value", required=True, help="one Schwartz value")
+    f.add_argument("--data-dir", default=None, help="ConVA data folder holding value/ (not shipped: no licence)")
+    f.add_argument("--out", required=True, type=Path, help="output folder (a rerun resumes in it)")
+    f.add_argument("--sentences", type=int, default=None, help="use the first N positive sentences (default: all, 100)")
+    f.add_argument("--pair-set", choices=PAIR_SETS, default="context_controlled")
+    f.add_argument("--format", choices=("chat", "plain"), default="chat",
+                   help="chat: each sentence is the assistant turn of the chat template (loss on it only); "
+                        "plain: the sentence + EOS as plain text")
+    f.add_argument("--rank", type=int, default=SFT_LORA_RANK)
+    f.add_argument("--alpha", type=float, default=SFT_LORA_ALPHA)
+    f.add_argument("--dropout", type=float, default=SFT_LORA_DROPOUT)
+    f.add_argument("--target-modules", default=",".join(SFT_TARGET_MODULES), help="comma-separated linear layers")
+    f.add_argument("--lr", type=float, default=SFT_LR)
+    f.add_argument("--epochs", type=int, default=SFT_EPOCHS)
+    f.add_argument("--batch-size", type=int, default=SFT_BATCH_SIZE, help="sentences per micro-batch")
+    f.add_argument("--grad-accum", type=int, default=SFT_GRAD_ACCUM, help="micro-batches per optimizer step")
+    f.add_argument("--lr-schedule", choices=("linear", "constant"), default="linear",
+                   help="linear decay to 0 (transformers' Trainer default; the paper does not say) or constant")
+    f.add_argument("--warmup-steps", type=int, default=0)
+    f.add_argument("--weight-decay", type=float, default=0.0)
+    f.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: none)")
+    f.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are cut)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--gradient-checkpointing", action="store_true",
+                   help="trade time for memory, as the paper did on its GPU (same results)")
+    f.add_argument("--keep-checkpoints", type=int, default=1, help="latest epoch checkpoints kept on disk")
+    f.add_argument("--fresh", action="store_true", help="discard what --out holds and train from the start")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.add_argument("--device", default="cpu")
+    f.add_argument("--dtype", default="float32")
     return ap
+
+
+def sft(args: argparse.Namespace) -> int:
+    from steering_models.conva.sft import SFTSettings, run_sft
+
+    settings = SFTSettings(rank=args.rank, alpha=args.alpha, dropout=args.dropout,
+                           target_modules=tuple(t.strip() for t in args.target_modules.split(",") if t.strip()),
+                           lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                           schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
+                           weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
+                           max_length=args.max_length, sentences=args.sentences, pair_set=args.pair_set,
+                           format=args.format, seed=args.seed, gradient_checkpointing=args.gradient_checkpointing)
+    run_sft(args.pretrained, args.value.strip(), args.data_dir, args.out, settings, args.device, args.dtype,
+            args.fresh, not args.no_progress, args.keep_checkpoints)
+    return 0
 
 
 def gate_check(args: argparse.Namespace) -> int:
@@ -97,6 +159,14 @@ def gate_check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd == "sft":
+        from steering_models.conva.sft import SFTError
+
+        try:
+            return sft(args)
+        except (SFTError, ConvaDataError, SpecError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if args.cmd == "gate-check":
         try:
             return gate_check(args)

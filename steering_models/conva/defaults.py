@@ -36,3 +36,17 @@ MIN_PAIRS = 10
 # hf-classifier gate, the paper's own.
 PROBE_GATE_G0 = 0.5
 
+
+# The SFT baseline (§4.1, Appendix H): "batch size to 4 per device, with gradient accumulation over 4 steps,
+# and trained 10 epochs using a learning rate of 1e-4 ... gradient checkpointing and ... LoRA ... q_proj,
+# k_proj, and v_proj, with a rank of 8, an alpha of 32, and a dropout rate of 0.1" (trained on FULCRA).
+# The defaults of `python -m steering_models.conva sft`; the CPU-scale settings of the experiment script
+# are in examples/conva_experiment.sh.
+SFT_LORA_RANK = 8
+SFT_LORA_ALPHA = 32
+SFT_LORA_DROPOUT = 0.1
+SFT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj")
+SFT_LR = 1e-4
+SFT_EPOCHS = 10
+SFT_BATCH_SIZE = 4
+SFT_GRAD_ACCUM = 4
