@@ -14,8 +14,16 @@
 # default model as a local judge (weak: compare judges with `python -m analysis judge-agreement`).
 # G0: the gated ConVA's gate threshold (default: the op's 0.5); the gate-check step prints the interval of
 # g0 that separates dilemmas from MMLU questions the runs do not evaluate.
+# Fig. 4 (§4.4, `fig4` step): per value one sweep runs the value's dilemmas under the negative-value role
+# prompt (schwartz_dilemmas_negative_*) and the ICA prompt (schwartz_dilemmas_positive_*) with no steering,
+# CAA and ConVA: the methods "negative prompt", "negative prompt + CAA", "negative prompt + ConVA" and
+# "ICA + ConVA" (and, from the same shared batches, ICA again and ICA + CAA).
+# SFT (§4.1, Appendix H, `sft` step): per value a LoRA adapter trained on the value's positive sentences (a
+# substitute for FULCRA, which is not available offline), then its dilemmas and MMLU through steered-hf
+# peft=. SFT_ARGS: the CPU-scale training flags (default below; SFT_ARGS="" = the paper's full-scale defaults).
 # NICE=10 runs every model step under `nice -n 10` (shared machines). STEPS (default all) picks steps:
-# fit gate base ica sweeps mmlu table (e.g. STEPS=sweeps VALUES=power runs one value's sweep beside a fit).
+# fit gate base ica sweeps mmlu fig4 sft table (e.g. STEPS=sweeps VALUES=power runs one value's sweep
+# beside a fit).
 set -euo pipefail
 ALL=achievement,benevolence,conformity,hedonism,power,security,self-direction,stimulation,tradition,universalism
 VALUES=${VALUES:-all}
@@ -33,7 +41,8 @@ if [ -z "${VALUE_JUDGE_BASE_URL:-}" ] && [ -z "${VALUE_JUDGE_KIND:-}" ]; then
   # (CSR "Yes"/"No", FR "True"/"False" + a reason the score does not use) instead of the templates' 64
   export VALUE_JUDGE_MAX_TOKENS=${VALUE_JUDGE_MAX_TOKENS:-8}
 fi
-STEPS=${STEPS:-fit gate base ica sweeps mmlu table}
+STEPS=${STEPS:-fit gate base ica sweeps mmlu fig4 sft table}
+SFT_ARGS=${SFT_ARGS-__SFT_CPU__}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 done_run() { compgen -G "$1/*/results_*.json" > /dev/null; }  # lm-eval wrote its results JSON
@@ -63,10 +72,10 @@ if want gate && [ ! -f "$OUT/gate_check/gate_check.csv" ]; then
 fi
 
 M=pretrained=default,dtype=float32
-run() {  # name, tasks, limit
+run() {  # name, tasks, limit[, extra model args]
   if done_run "$OUT/runs/$1"; then stamp "skip $1 (done)"; return; fi
   stamp "$1"
-  $N lm_eval --model steered-hf --model_args "$M" --tasks "$2" --limit "$3" --batch_size "$BATCH" \
+  $N lm_eval --model steered-hf --model_args "$M${4:+,$4}" --tasks "$2" --limit "$3" --batch_size "$BATCH" \
     --apply_chat_template --log_samples --output_path "$OUT/runs/$1"
 }
 dilemmas="" ica=""
@@ -106,10 +115,61 @@ if want mmlu && [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -lt $
   $N python -m steering_models.sweep run "$sw/sweep.yaml" --out "$sw" --no-progress
 fi
 
+# Fig. 4: the existing steering files on the role-prompt variants, one sweep (one model load) per value
+want fig4 && for v in ${VALUES//,/ }; do
+  sw="$OUT/sweeps/fig4_$v" t=${v//-/_}
+  if [ "$(compgen -G "$sw/configs/*/*/results_*.json" | wc -l)" -ge 3 ]; then stamp "skip fig4 $v (done)"; continue; fi
+  mkdir -p "$sw"
+  cat > "$sw/sweep.yaml" <<EOF
+model: {pretrained: default, dtype: float32}
+tasks: [schwartz_dilemmas_negative_$t, schwartz_dilemmas_positive_$t]
+limit: $DILEMMAS
+batch_size: $BATCH
+configs_per_pass: 3
+apply_chat_template: true
+configs:
+  - unsteered
+  - ../../conva_out/steer_caa_$v.yaml
+  - ../../conva_out/steer_conva_$v.yaml
+EOF
+  stamp "fig4 $v (negative / ICA prompt x none, CAA, ConVA)"
+  $N python -m steering_models.sweep run "$sw/sweep.yaml" --out "$sw" --no-progress
+done
+
+# SFT: train per value (resumes per epoch), then its dilemmas and MMLU with the adapter (steered-hf peft=)
+# CPU scale (~30 s per micro-batch of 4 chat-templated sentences on 2 busy cores): 24 sentences, 2 epochs,
+# no accumulation = 12 optimizer steps, at lr 1e-3 so that 12 steps move the adapter (the paper: 1e-4 for
+# 10 epochs of FULCRA on a GPU)
+[ "$SFT_ARGS" = __SFT_CPU__ ] && SFT_ARGS="--sentences 24 --epochs 2 --grad-accum 1 --lr 1e-3"
+want sft && for v in ${VALUES//,/ }; do
+  s="$OUT/sft/$v"
+  if [ -f "$s/steer_sft_$v.yaml" ]; then stamp "skip sft train $v (done)"; else
+    stamp "sft train $v (${SFT_ARGS:-Appendix H defaults})"
+    # shellcheck disable=SC2086  # SFT_ARGS is a list of flags
+    $N python -m steering_models.conva sft --pretrained default --value "$v" --out "$s" $SFT_ARGS --no-progress
+  fi
+  sft_model="peft=$s/adapter,steer=$s/steer_sft_$v.yaml"
+  run "sft_$v" "schwartz_dilemmas_${v//-/_}" "$DILEMMAS" "$sft_model"
+  run "sft_mmlu_$v" mmlu_conva4 "$MMLU" "$sft_model"
+done
 
 want table || exit 0
 stamp "leaderboard"
-python -m analysis leaderboard "$OUT"/runs/* "$OUT"/sweeps/*/configs/* --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
-python -m analysis conva-table "$OUT/leaderboard" --out "$OUT/leaderboard" \
-  --runs "$OUT"/runs/* "$OUT"/sweeps/*/configs/* | tee "$OUT/conva_table.md"
-stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/)"
+# the table of §4.2-4.3's methods reads their runs only; the Fig. 4 and SFT runs get a leaderboard of their own
+# (their rows join the table in its next version)
+main_runs=()
+for d in "$OUT"/runs/base "$OUT"/runs/base_mmlu "$OUT"/runs/ica "$OUT"/sweeps/mmlu/configs/*; do
+  [ -d "$d" ] && main_runs+=("$d"); done
+for v in ${VALUES//,/ }; do for d in "$OUT"/sweeps/"$v"/configs/*; do [ -d "$d" ] && main_runs+=("$d"); done; done
+if [ ${#main_runs[@]} -gt 0 ]; then
+  python -m analysis leaderboard "${main_runs[@]}" --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
+  python -m analysis conva-table "$OUT/leaderboard" --out "$OUT/leaderboard" \
+    --runs "${main_runs[@]}" | tee "$OUT/conva_table.md"
+fi
+new_runs=()
+for d in "$OUT"/sweeps/fig4_*/configs/* "$OUT"/runs/sft_*; do [ -d "$d" ] && new_runs+=("$d"); done
+if [ ${#new_runs[@]} -gt 0 ]; then
+  python -m analysis leaderboard "${new_runs[@]}" --out "$OUT/leaderboard_fig4_sft" > "$OUT/leaderboard_fig4_sft.txt"
+  cat "$OUT/leaderboard_fig4_sft.txt"
+fi
+stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/, sft/, leaderboard_fig4_sft/)"

@@ -144,3 +144,37 @@ def test_bad_settings_are_refused_before_the_model_loads(tiny_llama_dir, data_di
                 SFTSettings(**{**FAST, "target_modules": ("qkv_proj",)}), progress=False)
     with pytest.raises(SFTError, match="Fix --value"):
         run_sft(str(tiny_llama_dir), "powers", str(data_dir), tmp_path / "x", SFTSettings(), progress=False)
+
+
+def test_command_line_passes_every_setting(tiny_llama_dir, data_dir, tmp_path, capsys):
+    from steering_models.conva.__main__ import main
+
+    out = tmp_path / "cli"
+    argv = ["sft", "--pretrained", str(tiny_llama_dir), "--value", "power", "--data-dir", str(data_dir),
+            "--out", str(out), "--sentences", "12", "--format", "plain", "--rank", "4", "--alpha", "8",
+            "--dropout", "0", "--target-modules", "q_proj,v_proj", "--lr", "5e-3", "--epochs", "1",
+            "--batch-size", "3", "--grad-accum", "2", "--lr-schedule", "constant", "--max-length", "40",
+            "--seed", "3", "--no-progress"]
+    assert main(argv) == 0
+    settings = json.loads((out / "sft_record.json").read_text())["settings"]
+    assert settings == {**SFTSettings().to_dict(), "sentences": 12, "format": "plain", "rank": 4, "alpha": 8.0,
+                        "dropout": 0.0, "target_modules": ["q_proj", "v_proj"], "lr": 5e-3, "epochs": 1,
+                        "batch_size": 3, "grad_accum": 2, "schedule": "constant", "max_length": 40, "seed": 3}
+    assert "power: 1 epochs, loss" in capsys.readouterr().out
+    assert main(argv[:-1] + ["--value", "powers"]) == 2
+    assert "Fix --value" in capsys.readouterr().err
+
+
+def test_examples_put_the_loss_on_the_sentence_only(tiny_tokenizer):
+    from steering_models.conva.sft_data import IGNORE, build_examples, collate
+
+    sentence = "I took control of the council."
+    (chat,) = build_examples([sentence], tiny_tokenizer, "chat", 128)
+    target = [t for t, lab in zip(chat.input_ids, chat.labels, strict=True) if lab != IGNORE]
+    assert tiny_tokenizer.decode(chat.input_ids) == f"<|assistant|>\n{sentence}\n"  # conftest's template
+    assert tiny_tokenizer.decode(target) == f"{sentence}\n"
+    (plain,) = build_examples([sentence], tiny_tokenizer, "plain", 128)
+    assert tiny_tokenizer.decode(plain.input_ids) == sentence + "<|endoftext|>" and IGNORE not in plain.labels
+    batch = collate([chat, plain], pad_id=0)
+    assert batch["attention_mask"].sum().item() == len(chat.input_ids) + len(plain.input_ids)
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
