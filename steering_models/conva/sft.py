@@ -51,6 +51,7 @@ from steering_models.conva.defaults import (
 from steering_models.conva.identity import model_identity
 from steering_models.conva.sft_data import FORMATS, Example, build_examples, collate
 from steering_models.conva.sft_record import EpochLoss, StepLoss, TrainingRecord, plot_loss
+from steering_models.sources import file_sha256
 
 SCHEDULES = ("linear", "constant")
 DATA_ID = "conva_positive_sentences"
@@ -221,7 +222,7 @@ def _finish(out: Path, model: Any, record: TrainingRecord, record_path: Path,
     model.save_pretrained(str(tmp))
     shutil.rmtree(out / "adapter", ignore_errors=True)
     tmp.replace(out / "adapter")
-    record.adapter_sha256 = _file_digest(out / "adapter" / "adapter_model.safetensors")
+    record.adapter_sha256 = file_sha256(out / "adapter" / "adapter_model.safetensors")
     record.meta["adapter_sha256"] = record.adapter_sha256
     record.status = "done"
     steer = out / f"steer_sft_{record.value}.yaml"
@@ -238,14 +239,6 @@ def _finish(out: Path, model: Any, record: TrainingRecord, record_path: Path,
 # ---------------------------------------------------------------------------------------------- pieces
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _same_run(saved: str, current: str, out: Path, what: str) -> None:
