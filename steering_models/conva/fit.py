@@ -30,7 +30,7 @@ from steering_models.conva.data import (
     texts_digest,
 )
 from steering_models.conva.defaults import ACC_THRESHOLD, EXCLUDE_LAST, MIN_PAIRS, TEST_FRACTION
-from steering_models.conva.identity import model_identity
+from steering_models.conva.identity import named_identity
 
 
 class FitError(ValueError):
@@ -79,15 +79,11 @@ class FitSettings:
 def load_lm(pretrained: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from lm_eval_tasks.embedded_models import embedded_model
     from steering_models.default_model import resolve_pretrained
 
     path = str(resolve_pretrained(pretrained))
     config = AutoConfig.from_pretrained(path)
-    identity = model_identity(config)
-    embedded = embedded_model(pretrained)
-    if embedded is not None:
-        identity["id"] = f"{embedded.name} ({embedded.model_id})"
+    identity = named_identity(pretrained, config)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer, identity

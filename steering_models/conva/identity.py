@@ -43,6 +43,17 @@ def model_identity(config: Any) -> dict[str, Any]:
     }
 
 
+def named_identity(pretrained: object, config: Any) -> dict[str, Any]:
+    """``model_identity`` with the embedded model's name as its id when ``pretrained`` names one."""
+    from lm_eval_tasks.embedded_models import embedded_model
+
+    identity = model_identity(config)
+    embedded = embedded_model(pretrained)
+    if embedded is not None:
+        identity["id"] = f"{embedded.name} ({embedded.model_id})"
+    return identity
+
+
 def identity_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
     """None if ``current`` is the model ``saved`` was fitted on, else the reason (one clause)."""
     if saved["hidden_size"] != current["hidden_size"]:

@@ -48,7 +48,7 @@ from steering_models.conva.defaults import (
     SFT_LR,
     SFT_TARGET_MODULES,
 )
-from steering_models.conva.identity import model_identity
+from steering_models.conva.identity import named_identity
 from steering_models.conva.sft_data import FORMATS, Example, build_examples, collate
 from steering_models.conva.sft_record import EpochLoss, StepLoss, TrainingRecord, plot_loss
 from steering_models.sources import file_sha256
@@ -129,7 +129,7 @@ def run_sft(pretrained: str, value: str, data_dir: str | None, out: Path, s: SFT
                        "checkpoint. Fix --keep-checkpoints.")
     from transformers import AutoConfig
 
-    from steering_models.default_model import ALIASES, MODEL_ID, resolve_pretrained
+    from steering_models.default_model import resolve_pretrained
 
     if value not in VALUES:
         raise SFTError(f"value {value!r} is not a Schwartz value of ConVA: expected one of {', '.join(VALUES)}. "
@@ -138,9 +138,7 @@ def run_sft(pretrained: str, value: str, data_dir: str | None, out: Path, s: SFT
     sentences = pairs.positive
     path = str(resolve_pretrained(pretrained))
     config = AutoConfig.from_pretrained(path)
-    identity = model_identity(config)
-    if pretrained in ALIASES:
-        identity["id"] = f"default ({MODEL_ID})"
+    identity = named_identity(pretrained, config)
     data = {"id": DATA_ID, "file": Path(pairs.source).name, "pair_set": s.pair_set, "n_sentences": len(sentences),
             "sha256": _digest(sentences),
             "note": f"the positive sentences of ConVA's {s.pair_set} pairs for {value}, as targets: a substitute "
