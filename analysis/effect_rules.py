@@ -78,6 +78,8 @@ def read_features(path: str | Path) -> tuple[str, ...]:
 
 def check_rules(rules: EffectRules) -> EffectRules:
     """One clear sentence per bad choice; the preset's required ``sae_role`` included."""
+    if not rules.atol >= 0:
+        raise ValueError(f"--atol={rules.atol} must be >= 0 (0 = a change is any difference).")
     for name, value, allowed in (("--pc-rows", rules.pc_rows, PC_ROWS), ("--undirected", rules.undirected, UNDIRECTED),
                                  ("--unexpected", rules.unexpected, UNEXPECTED)):
         if value not in allowed:
@@ -113,6 +115,8 @@ def add_rule_arguments(parser: argparse.ArgumentParser, graph_only: bool = False
     parser.add_argument("--sae-role", "--sae-roles", dest="sae_role", default=None, metavar="{auto,r0,all,NAME}",
                         help="role the SAE features steer: r0 (the paper's text), a player_name (kang2025), all "
                              "(every role vs itself unsteered) or auto (default: r0 when present, else all)")
+    parser.add_argument("--atol", type=float, default=None,
+                        help="an orientation changes when |delta| > atol (default 1e-9; kang2025: 0, exactly != 0)")
     parser.add_argument("--unexpected", default=None, choices=UNEXPECTED,
                         help="unexpected changes are counted over non-descendants (default and kang2025: every "
                              "value that is not a successor) or unrelated (neither successor nor ancestor)")
@@ -122,7 +126,7 @@ def rules_from_args(args: argparse.Namespace) -> EffectRules:
     """The preset (or our default), then every option given explicitly on top."""
     rules = PRESETS[args.preset] if getattr(args, "preset", None) else EffectRules()
     given = {f.name: getattr(args, f.name) for f in fields(EffectRules)
-             if f.name not in ("features", "atol", "preset") and getattr(args, f.name, None) is not None}
+             if f.name not in ("features", "preset") and getattr(args, f.name, None) is not None}
     if given.get("baseline_role") == "":
         given["baseline_role"] = "r0"
     if getattr(args, "features", None):
