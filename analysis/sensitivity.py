@@ -68,8 +68,8 @@ def sensitivity(test: pd.DataFrame, graphs: dict[str, ValueGraph], rules: Effect
     sets = {name: successor_sets(values, g, rules.unexpected) for name, g in graphs.items()}
     rows: list[dict] = []
     datas: dict[tuple[str, str], ChangeData] = {}
-    jobs: list[tuple[str, str, object]] = [("role", b, b) for b in _baselines(test)]
-    jobs += [("sae", r, r) for r in _sae_roles(test, rules.features)]
+    jobs: list[tuple[str, str, str, object]] = [("role", "baseline role", b, b) for b in _baselines(test)]
+    jobs += [("sae", "SAE role", r, r) for r in _sae_roles(test, rules.features)]
     feats = list(rules.features) if rules.features is not None else sorted(
         set(test["steer_dim"].fillna("").astype(str)) - {""}, key=str)
     rng = np.random.default_rng(seed)
@@ -77,12 +77,12 @@ def sensitivity(test: pd.DataFrame, graphs: dict[str, ValueGraph], rules: Effect
         for k in range(2, len(feats)):
             for j in range(subsets):
                 pick = tuple(sorted(rng.choice(feats, size=k, replace=False).tolist(), key=feats.index))
-                jobs.append(("sae", f"{rules.sae_role} x {k} features #{j + 1}", pick))
+                jobs.append(("sae", f"{k} of {len(feats)} features", f"{rules.sae_role} x {k} features #{j + 1}", pick))
     it = jobs
     if progress:
         from tqdm import tqdm
         it = tqdm(jobs, desc="sensitivity", leave=False)
-    for method, choice, what in it:
+    for method, varies, choice, what in it:
         try:
             if method == "role":
                 data = role_changes(test, str(what), rules.atol)
@@ -95,10 +95,10 @@ def sensitivity(test: pd.DataFrame, graphs: dict[str, ValueGraph], rules: Effect
         datas[(method, choice)] = data
         st = summary_stats(data.changed, data.values, graphs, sets)
         for gname in graphs:
-            rows.append({"method": method, "choice": choice, "graph": gname,
+            rows.append({"method": method, "varies": varies, "choice": choice, "graph": gname,
                          "expected": st[(gname, "expected")], "unexpected": st[(gname, "unexpected")],
                          "n_units": len(data.units)})
-    choices = pd.DataFrame(rows, columns=["method", "choice", "graph", "expected", "unexpected", "n_units"])
+    choices = pd.DataFrame(rows, columns=["method", "varies", "choice", "graph", "expected", "unexpected", "n_units"])
     marks = _marks(test, graphs, rules, label or rules_label(rules), datas, n_boot, seed)
     summary = _summary(choices, marks)
     return SensitivityResult(choices, summary, marks)
@@ -140,15 +140,16 @@ def _marks(test: pd.DataFrame, graphs: dict[str, ValueGraph], rules: EffectRules
 
 def _summary(choices: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:
     out = []
-    for (method, graph), sub in choices.groupby(["method", "graph"], sort=False):
+    for (method, varies, graph), sub in choices.groupby(["method", "varies", "graph"], sort=False):
         both = sub.dropna(subset=list(KINDS))
         share = float((both["expected"] > both["unexpected"]).mean()) if len(both) else math.nan
         for kind in KINDS:
             x = sub[kind].dropna()
-            row = {"method": method, "graph": graph, "kind": kind, "n_choices": len(sub), "n_defined": len(x),
+            row = {"method": method, "varies": varies, "graph": graph, "kind": kind, "n_choices": len(sub),
+                   "n_defined": len(x),
                    "min": x.min() if len(x) else math.nan, "median": x.median() if len(x) else math.nan,
                    "max": x.max() if len(x) else math.nan, "share expected > unexpected": share}
-            for mark in dict.fromkeys(marks["mark"]):
+            for mark in dict.fromkeys(marks["mark"]) if not varies.endswith("features") else []:
                 m = marks[(marks["mark"] == mark) & (marks["method"] == method) & (marks["graph"] == graph)
                           & (marks["kind"] == kind)]
                 if len(m):
@@ -166,15 +167,20 @@ def plot_sensitivity(res: SensitivityResult, out: Path, name: str = "sensitivity
     ``paper``: (method, graph, kind) -> the paper's number, drawn as a dotted line when given."""
     from analysis.plots import plt, save
 
-    combos = list(dict.fromkeys(zip(res.choices["method"], res.choices["graph"], strict=True)))
+    choices = res.choices[~res.choices["varies"].str.endswith("features")]
+    combos = list(dict.fromkeys(zip(choices["method"], choices["graph"], strict=True)))
     fig, axes = plt.subplots(1, max(len(combos), 1), figsize=(4.2 * max(len(combos), 1), 3.6), squeeze=False)
     colours = {"expected": "#2b7bba", "unexpected": "#d95f02"}
     styles = ["-", "--", "-."]
     for ax, (method, graph) in zip(axes[0], combos, strict=False):
-        sub = res.choices[(res.choices["method"] == method) & (res.choices["graph"] == graph)]
+        sub = choices[(choices["method"] == method) & (choices["graph"] == graph)]
         bins = np.linspace(0, 1, 26)
+        top = 1.0
         for kind in KINDS:
-            ax.hist(sub[kind].dropna(), bins=bins, alpha=0.45, color=colours[kind], label=f"{kind} ({len(sub)} choices)")
+            counts, _, _ = ax.hist(sub[kind].dropna(), bins=bins, alpha=0.45, color=colours[kind],
+                                   label=f"{kind} ({len(sub)} choices)")
+            top = max(top, float(np.max(counts)) if len(counts) else 1.0)
+        ax.set_ylim(0, top * 2.1)  # room for the legend above the bars
         for k, mark in enumerate(dict.fromkeys(res.marks["mark"])):
             for kind in KINDS:
                 m = res.marks[(res.marks["mark"] == mark) & (res.marks["method"] == method)
@@ -185,11 +191,13 @@ def plot_sensitivity(res: SensitivityResult, out: Path, name: str = "sensitivity
         for kind in KINDS:
             p = (paper or {}).get((method, graph, kind))
             if p is not None and np.isfinite(p):
-                ax.axvline(p, color=colours[kind], ls=":", lw=1.2, label=f"paper: {kind} {p:.2f}")
+                who = "paper" if graph == "ours" else "paper (its GPT-4o graph)"
+                ax.axvline(p, color=colours[kind], ls=":", lw=1.2, label=f"{who}: {kind} {p:.2f}")
         ax.set_xlim(0, 1)
         ax.set_xlabel("probability of change (mean over values)")
-        ax.set_title(f"{'role prompt' if method == 'role' else 'SAE'} steering, graph {graph}", fontsize=9)
-        ax.legend(fontsize=6)
+        what = "baseline role" if method == "role" else "SAE role"
+        ax.set_title(f"{'role prompt' if method == 'role' else 'SAE'} steering over the {what}\ngraph {graph}", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
     axes[0][0].set_ylabel("number of choices")
     return save(fig, out, name)
 

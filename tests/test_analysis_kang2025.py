@@ -213,13 +213,15 @@ def test_sensitivity_marks_and_distribution(tmp_path):
     assert list(role.index) == ["r0", "ann", "bob", "cat", "dan"]  # every unsteered role as the baseline
     assert role.loc["ann", "expected"] == pytest.approx(2 / 3)  # = test_baseline_first_named_role...
     assert role.loc["r0", "unexpected"] == pytest.approx((1 / 3 + 2 / 3 + 3 / 4) / 3)
-    summ = per_choice.summary.set_index(["method", "graph", "kind"])
-    assert summ.loc[("role", "g", "expected"), "n_choices"] == 5
-    assert summ.loc[("role", "g", "expected"), "min"] == role["expected"].min()
-    assert summ.loc[("role", "g", "expected"), "default (paper text)"] == pytest.approx(2 / 3)
-    assert summ.loc[("role", "g", "expected"), "these options"] == pytest.approx(2 / 3)
-    share = (role["expected"] > role["unexpected"]).mean()
-    assert summ.loc[("role", "g", "expected"), "share expected > unexpected"] == share
+    summ = per_choice.summary.set_index(["method", "varies", "graph", "kind"])
+    row = summ.loc[("role", "baseline role", "g", "expected")]
+    assert row["n_choices"] == 5 and row["min"] == role["expected"].min() and row["max"] == role["expected"].max()
+    assert row["default (paper text)"] == pytest.approx(2 / 3)  # r0 baseline (test_baseline_r0_and_named)
+    assert row["these options"] == pytest.approx(2 / 3)  # ann, the first named role
+    assert row["share expected > unexpected"] == (role["expected"] > role["unexpected"]).mean()
+    subsets = sensitivity(SAE, {"g": E_TO_S}, EffectRules(sae_role="ann"), n_boot=0, subsets=2).choices
+    assert set(subsets["varies"]) == {"baseline role", "SAE role", "2 of 3 features"}
+    assert len(subsets[subsets["varies"] == "2 of 3 features"]) == 2
 
 
 DATA = KANG2025_DATA
@@ -241,7 +243,7 @@ def test_released_gemma_table2_reproduced_cell_by_cell(tmp_path, capsys):
     fig4 = pd.read_csv(tmp_path / "figure4.csv").set_index("row")["ours (mean over values)"].round(2)
     assert fig4["mean_scorechange__prompt_ours_expected"] == 0.69 and fig4["mean_scorechange__sae_ours_expected"] == 0.57
     assert fig4["mean_scorechange__prompt_ours_unexpected"] == 0.56 and fig4["mean_scorechange__sae_ours_unexpected"] == 0.51
-    sens = pd.read_csv(tmp_path / "sensitivity.csv").set_index(["method", "graph", "kind"])
-    assert sens.loc[("role", "ours", "expected"), "kang2025 preset"] == pytest.approx(0.69, abs=0.005)
-    assert sens.loc[("role", "ours", "expected"), "n_choices"] == 26  # r0 + 25 named test roles as the baseline
+    sens = pd.read_csv(tmp_path / "sensitivity.csv").set_index(["method", "varies", "graph", "kind"])
+    assert sens.loc[("role", "baseline role", "ours", "expected"), "kang2025 preset"] == pytest.approx(0.69, abs=0.005)
+    assert sens.loc[("role", "baseline role", "ours", "expected"), "n_choices"] == 26  # r0 + 25 named test roles
     assert (tmp_path / "sensitivity.png").stat().st_size > 0
