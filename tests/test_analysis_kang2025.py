@@ -227,23 +227,29 @@ def test_sensitivity_marks_and_distribution(tmp_path):
 DATA = KANG2025_DATA
 
 
-def test_released_gemma_table2_reproduced_cell_by_cell(tmp_path, capsys):
-    """The exact command on the shipped Gemma test rows (graphs: the descendant sets recovered from table2,
-    analysis/data/kang2025/README.md) gives every one of the 8 x 17 cells of the authors' table2_gemma.csv."""
-    assert cli.main(["metrics", "--orientations", str(DATA / "ans_gemma_test_subset.csv"),
-                     "--graph", str(DATA / "gemma_ours_descendants.json"), "--preset", "kang2025",
-                     "--features", str(DATA / "features_gemma.txt"), "--sae-role", "Mary Holt",
-                     "--reference", str(DATA / "gemma_refs_descendants.json"), "--bootstrap", "0",
+@pytest.mark.parametrize("model,paper", [("gemma", {"prompt_ours_expected": 0.69, "prompt_ours_unexpected": 0.56,
+                                                   "sae_ours_expected": 0.57, "sae_ours_unexpected": 0.51}),
+                                         ("llama", {"prompt_ours_expected": 0.57, "prompt_ours_unexpected": 0.47,
+                                                   "sae_ours_expected": 0.74, "sae_ours_unexpected": 0.46})])
+def test_released_table2_reproduced_cell_by_cell(tmp_path, model, paper):
+    """The exact command on the shipped test rows (graphs: the descendant sets recovered from table2,
+    analysis/data/kang2025/README.md) gives every one of the 8 x 17 cells of the authors' table2_<model>.csv."""
+    assert cli.main(["metrics", "--orientations", str(DATA / f"ans_{model}_test_subset.csv"),
+                     "--graph", str(DATA / f"{model}_ours_descendants.json"), "--preset", "kang2025",
+                     "--features", str(DATA / f"features_{model}.txt"), "--sae-role", "Mary Holt",
+                     "--reference", str(DATA / f"{model}_refs_descendants.json"), "--bootstrap", "0",
                      "--sensitivity", "--out", str(tmp_path)]) == 0
     ours = pd.read_csv(tmp_path / "kang_table2.csv", index_col=0)
-    theirs = pd.read_csv(DATA / "table2_gemma.csv", index_col=0)
+    theirs = pd.read_csv(DATA / f"table2_{model}.csv", index_col=0)
     assert list(ours.index) == list(theirs.index) and list(ours.columns) == list(theirs.columns)
     assert (ours.isna() == theirs.isna()).all().all()
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=0, atol=1e-12, equal_nan=True)
     fig4 = pd.read_csv(tmp_path / "figure4.csv").set_index("row")["ours (mean over values)"].round(2)
-    assert fig4["mean_scorechange__prompt_ours_expected"] == 0.69 and fig4["mean_scorechange__sae_ours_expected"] == 0.57
-    assert fig4["mean_scorechange__prompt_ours_unexpected"] == 0.56 and fig4["mean_scorechange__sae_ours_unexpected"] == 0.51
+    for row, number in paper.items():  # Figure 4 / §3.2.1, from the paper's text
+        assert fig4[f"mean_scorechange__{row}"] == number
     sens = pd.read_csv(tmp_path / "sensitivity.csv").set_index(["method", "varies", "graph", "kind"])
-    assert sens.loc[("role", "baseline role", "ours", "expected"), "kang2025 preset"] == pytest.approx(0.69, abs=0.005)
-    assert sens.loc[("role", "baseline role", "ours", "expected"), "n_choices"] == 26  # r0 + 25 named test roles
+    row = sens.loc[("role", "baseline role", "ours", "expected")]
+    assert row["kang2025 preset"] == pytest.approx(paper["prompt_ours_expected"], abs=0.005)
+    assert row["n_choices"] == len(set(pd.read_csv(DATA / f"ans_{model}_test_subset.csv", keep_default_na=False)
+                                       ["player_name"]))  # r0 and every named test role as the baseline
     assert (tmp_path / "sensitivity.png").stat().st_size > 0
