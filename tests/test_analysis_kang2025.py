@@ -18,6 +18,7 @@ from analysis.effect_rules import KANG2025_DATA, PRESETS, EffectRules, read_feat
 from analysis.effects import learn_or_load
 from analysis.metrics import expected_unexpected, role_changes, sae_changes, summary_stats
 from analysis.orientations import read_orientation_csv
+from analysis.report import Report, sensitivity_section
 from analysis.sensitivity import sensitivity
 from tests.analysis_synthetic import VALUES, gaussian_table, random_dag
 
@@ -253,3 +254,25 @@ def test_released_table2_reproduced_cell_by_cell(tmp_path, model, paper):
     assert row["n_choices"] == len(set(pd.read_csv(DATA / f"ans_{model}_test_subset.csv", keep_default_na=False)
                                        ["player_name"]))  # r0 and every named test role as the baseline
     assert (tmp_path / "sensitivity.png").stat().st_size > 0
+
+
+def test_report_sensitivity_section(tmp_path):
+    rep = Report(out=tmp_path)
+    sensitivity_section(rep, ROLES, {"g": TWO_CYCLE}, EffectRules(baseline_role="first"), n_boot=10, seed=0)
+    titles = [t for t, _ in rep.sections]
+    assert titles[0] == "Sensitivity of the Figure 4 numbers to the baseline role and the SAE role"
+    assert "default (paper text)" in rep.sections[0][1] and "these options" in rep.sections[0][1]
+    assert (tmp_path / "tables" / "sensitivity.csv").is_file() and (tmp_path / "plots" / "sensitivity.png").is_file()
+
+
+@pytest.mark.slow
+def test_report_cli_has_a_sensitivity_section(tmp_path):
+    p = _kang_tables(tmp_path)
+    assert cli.main(["report", "--train", str(p["train"]), "--test", str(p["test"]), "--preset", "kang2025",
+                     "--features", str(p["features"]), "--sae-role", "Bo Chan", "--bootstrap", "20",
+                     "--sensitivity", "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Sensitivity of the Figure 4 numbers" in page and "kang2025 preset" in page
+    sens = pd.read_csv(tmp_path / "r" / "tables" / "sensitivity.csv")
+    assert set(sens["varies"]) == {"baseline role", "SAE role"}
+    assert (tmp_path / "r" / "plots" / "sensitivity.png").stat().st_size > 0
