@@ -15,7 +15,7 @@ import pandas as pd
 from analysis.causal import INDEP_TESTS, load_graph_json
 from analysis.cmd_graph import add_source_arguments, sources
 from analysis.cmdutil import friendly_errors
-from analysis.effect_rules import EffectRules, add_rule_arguments, rules_from_args
+from analysis.effect_rules import EffectRules, add_rule_arguments, check_roles, rules_from_args
 from analysis.effects import learn_or_load, steering_effects
 from analysis.kang_table2 import figure4, table2
 from analysis.metrics import PAPER_NUMBERS
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.all_rows:
         rules = replace(rules, pc_rows="all")
     test = load_orientations(sources(args), mode=args.mode, split=args.split)
+    check_roles(test, rules)
     graphs = {}
     if args.graph:
         graphs["ours"], how = load_graph_json(args.graph), f"read from {args.graph}"

@@ -152,3 +152,14 @@ def baseline_player(table: pd.DataFrame, baseline_role: str) -> str:
                              "table has only the empty role r0. Use --baseline-role r0.")
         return named[0]
     return baseline_role
+
+
+def check_roles(table: pd.DataFrame, rules: EffectRules) -> None:
+    """A named baseline / SAE role must be a player_name of the table (one sentence naming the ones it has)."""
+    names = [p for p in dict.fromkeys(table["player_name"].astype(str)) if p]
+    for option, value, keywords in (("--baseline-role", rules.baseline_role, BASELINE_KEYWORDS + ("",)),
+                                    ("--sae-role", rules.sae_role, SAE_ROLE_KEYWORDS)):
+        if value is not None and value not in keywords and value not in names:
+            shown = ", ".join(repr(n) for n in names[:6]) + (", ..." if len(names) > 6 else "")
+            raise ValueError(f"{option} {value!r} is not a role of the orientation table (player_name); use one of "
+                             f"{list(keywords[:3])} or a role it has: {shown or 'none'}.")

@@ -204,8 +204,10 @@ def test_preset_errors_are_one_sentence(tmp_path, capsys):
     assert "--preset kang2025 needs --sae-role NAME" in capsys.readouterr().err
     assert cli.main(["metrics", "--orientations", str(p["test"]), "--preset", "kang2025", "--sae-role", "Ann Lee"]) == 2
     assert "needs --features FILE" in capsys.readouterr().err
-    assert cli.main(["metrics", "--orientations", str(p["test"]), "--baseline-role", "Nobody", "--bootstrap", "0"]) == 0
-    assert "no unsteered row for role 'Nobody'" in capsys.readouterr().out
+    assert cli.main(["metrics", "--orientations", str(p["test"]), "--baseline-role", "Nobody", "--bootstrap", "0"]) == 2
+    assert "--baseline-role 'Nobody' is not a role of the orientation table" in capsys.readouterr().err
+    assert cli.main(["metrics", "--orientations", str(p["test"]), "--sae-role", "Bo Chen", "--bootstrap", "0"]) == 2
+    assert "a role it has: 'Ann Lee', 'Bo Chan'" in capsys.readouterr().err
 
 
 def test_sensitivity_marks_and_distribution(tmp_path):
