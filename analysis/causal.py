@@ -19,7 +19,10 @@ bidirected edges (conflicting v-structures). We turn it into one DAG: take a top
 the directed part (ties and nodes inside a directed cycle broken by the table's column order, which
 is Template 5's value order for our tables) and point every undirected or bidirected edge, and every
 directed edge that closes a cycle, from the earlier to the later node. Edges PC oriented acyclically
-keep PC's direction. ``graph.json`` lists which edges were oriented by this rule.
+keep PC's direction. ``graph.json`` lists which edges were oriented by this rule. With
+``undirected="both"`` (the authors' released analysis, ``--preset kang2025``) every undirected or
+bidirected edge is kept in both directions instead and PC's directed edges as PC gave them, so the
+graph may hold 2-cycles; descendants are then reachability along any of these edges.
 
 ``transitive_reduction`` (networkx) gives the display graph of Figure 3: the fewest edges with the
 same reachability (partial order); metrics always use the full graph.
@@ -112,7 +115,8 @@ def _discretize(x: np.ndarray, max_levels: int) -> np.ndarray:
 
 def learn_graph(table: pd.DataFrame, alpha: float = 0.05, indep_test: str = "fisherz",
                 values: list[str] | None = None, near_constant: float = 0.99, max_levels: int = 5,
-                kci_max_rows: int = 400, seed: int = 0, stable: bool = True) -> ValueGraph:
+                kci_max_rows: int = 400, seed: int = 0, stable: bool = True,
+                undirected: str = "orient") -> ValueGraph:
     """PC on the value columns of a wide orientation table; see the module docstring."""
     from causallearn.search.ConstraintBased.PC import pc
 
@@ -120,6 +124,8 @@ def learn_graph(table: pd.DataFrame, alpha: float = 0.05, indep_test: str = "fis
         raise ValueError(f"independence test {indep_test!r} is not supported; use one of {list(INDEP_TESTS)}.")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha} must be in (0, 1), e.g. 0.05 as in Kang et al. §3.2.")
+    if undirected not in ("orient", "both"):
+        raise ValueError(f"undirected={undirected!r}; use 'orient' (our rule) or 'both' (both directions).")
     values = values or value_columns(table)
     if len(values) < 2:
         raise ValueError(f"the orientation table has value columns {values}; PC needs at least two.")
@@ -138,7 +144,8 @@ def learn_graph(table: pd.DataFrame, alpha: float = 0.05, indep_test: str = "fis
     params: dict[str, Any] = {"algorithm": "PC (causal-learn)", "alpha": alpha, "indep_test": indep_test,
                               "stable": stable, "rows": int(len(data)), "rows_with_nan_dropped": n_before - len(data),
                               "near_constant_share": near_constant, "orientation_rule": "topological order of "
-                              "PC's directed part, ties by column order (analysis.causal docstring)"}
+                              "PC's directed part, ties by column order (analysis.causal docstring)"
+                              if undirected == "orient" else "undirected/bidirected edges in both directions"}
     if len(kept) < 2:
         return ValueGraph(nodes=list(values), edges=[], params=params, dropped=dropped)
     x = data[kept].to_numpy()
@@ -160,8 +167,11 @@ def learn_graph(table: pd.DataFrame, alpha: float = 0.05, indep_test: str = "fis
             raise ValueError(f"PC ({indep_test}) failed on the {x.shape[0]} x {x.shape[1]} orientation table: {exc} "
                              "More rows (roles x steering configs) are needed, or try --indep-test chisq.") from exc
     params["seconds"] = round(time.perf_counter() - t0, 3)
-    directed, undirected = cpdag_edges(cg.G.graph, kept)
-    edges, by_rule = orient(kept, directed, undirected)
+    directed, other = cpdag_edges(cg.G.graph, kept)
+    if undirected == "both":
+        edges, by_rule = sorted(set(directed) | {e for a, b in other for e in ((a, b), (b, a))}), []
+    else:
+        edges, by_rule = orient(kept, directed, other)
     return ValueGraph(nodes=list(values), edges=edges, params=params, pc_directed=sorted(directed),
                       oriented_by_rule=by_rule, dropped=dropped)
 
@@ -242,13 +252,32 @@ def load_graph_json(path: str | Path) -> ValueGraph:
                       dropped=data.get("dropped_columns", []))
 
 
-def pc_rows(table: pd.DataFrame, all_rows: bool = False) -> tuple[pd.DataFrame, str]:
-    """The rows PC learns from. Kang et al. §3.2: "the value orientations from all 101 training roles
-    (including an empty role) across 25 SAE steering features, totaling 2,525 data entries", i.e. the
-    rows under steering configs; so when the table has steered rows (explicit-instruction configs
-    aside) only those are used, else (or with ``all_rows``) every row."""
+def pc_rows(table: pd.DataFrame, all_rows: bool = False, mode: str | None = None,
+            features: tuple[str, ...] | list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """The rows PC learns from (``mode``; ``all_rows`` = ``mode="all"``).
+
+    ``steered`` (default): Kang et al. §3.2: "the value orientations from all 101 training roles (including
+    an empty role) across 25 SAE steering features, totaling 2,525 data entries", i.e. the rows under
+    steering configs (explicit-instruction configs aside; only the ``features`` when given); a table with
+    no steered row uses every row. ``unsteered+features``: the unsteered rows plus the rows under one of
+    ``features`` (the authors' released analysis). ``all``: every row."""
+    mode = "all" if all_rows else (mode or "steered")
     dims = table["steer_dim"].fillna("").astype(str) if "steer_dim" in table.columns else pd.Series("", index=table.index)
     steered = (dims != "") & ~dims.str.startswith("explicit:")
-    if all_rows or not steered.any():
+    if features is not None:
+        unknown = sorted(set(features) - set(dims))
+        if unknown:
+            raise ValueError(f"feature(s) {unknown[:5]} of --features are not steer_dims of the PC table; "
+                             "fix the features file.")
+        steered &= dims.isin(list(features))
+    if mode == "unsteered+features":
+        if features is None:
+            raise ValueError("--pc-rows unsteered+features needs --features FILE (the kept features).")
+        keep = steered | (dims == "")
+        return table[keep].reset_index(drop=True), (f"the {int(keep.sum())} rows unsteered or under one of the "
+                                                    f"{len(features)} features (kang2025)")
+    if mode == "all" or not steered.any():
         return table, f"all {len(table)} rows"
+    if mode != "steered":
+        raise ValueError(f"--pc-rows {mode!r}; use steered, unsteered+features or all.")
     return table[steered].reset_index(drop=True), f"the {int(steered.sum())} rows under steering configs (Kang et al. §3.2)"

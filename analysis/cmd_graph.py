@@ -10,6 +10,7 @@ import networkx as nx
 
 from analysis.causal import INDEP_TESTS, learn_graph, pc_rows
 from analysis.cmdutil import friendly_errors
+from analysis.effect_rules import add_rule_arguments, rules_from_args
 from analysis.orientations import load_orientations
 from analysis.plots import plot_graphs
 from analysis.reference import load_reference
@@ -39,18 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--indep-test", default="fisherz", choices=INDEP_TESTS)
     parser.add_argument("--near-constant", type=float, default=0.99,
                         help="drop a value column when one orientation fills this share of rows")
-    parser.add_argument("--all-rows", action="store_true",
-                        help="learn from every row, unsteered ones too (default: the rows under steering configs "
-                             "when there are any, as Kang et al. §3.2)")
+    parser.add_argument("--all-rows", action="store_true", help="same as --pc-rows all")
+    add_rule_arguments(parser, graph_only=True)
     parser.add_argument("--reference", action="append", default=[],
                         help="also draw a reference graph: valuebench, judge, or an edge-list file")
 
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
+    rules = rules_from_args(args)
     table = load_orientations(sources(args), mode=args.mode, split=args.split)
-    rows, which = pc_rows(table, args.all_rows)
-    graph = learn_graph(rows, alpha=args.alpha, indep_test=args.indep_test, near_constant=args.near_constant)
+    rows, which = pc_rows(table, args.all_rows, mode=rules.pc_rows, features=rules.features)
+    graph = learn_graph(rows, alpha=args.alpha, indep_test=args.indep_test, near_constant=args.near_constant,
+                        undirected=rules.undirected)
     graph.params["rows_used"] = which
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         shown[name] = ref
         (out / f"reference_{name}.json").write_text(json.dumps(ref.to_json(), indent=1))
     plot_graphs(shown, out, "graph")
-    print(f"PC ({args.indep_test}, alpha={args.alpha}) on {which}, {graph.params['rows']} complete x {len(graph.nodes)} values: "
+    print(f"PC ({args.indep_test}, alpha={args.alpha}, undirected edges: {rules.undirected}) on {which}, "
+          f"{graph.params['rows']} complete x {len(graph.nodes)} values: "
           f"{len(graph.edges)} edges, {len(graph.reduced_edges())} after transitive reduction"
           + (f"; dropped near-constant: {graph.dropped}" if graph.dropped else ""))
     for a, b in graph.edges:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from analysis.causal import INDEP_TESTS
 from analysis.cmdutil import friendly_errors
+from analysis.effect_rules import add_rule_arguments, rules_from_args
 from analysis.report import build_report
 
 HELP = "full analysis of lm-eval runs (or orientation CSVs): tables (CSV+md), graphs, plots and one self-contained HTML"
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--indep-test", default="fisherz", choices=INDEP_TESTS)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    add_rule_arguments(parser)
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="add how the Figure 4 numbers move over every admissible baseline / SAE role")
 
 
 @friendly_errors
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("no input: pass RUN_DIR... or --orientations/--train/--test CSV files.")
     rep = build_report(args.runs, args.out, orientations=args.orientations, train_csv=args.train,
                        test_csv=args.test, mode=args.mode, references=args.reference, use_judge=args.judge,
-                       alpha=args.alpha, indep_test=args.indep_test, n_boot=args.bootstrap, seed=args.seed)
+                       alpha=args.alpha, indep_test=args.indep_test, n_boot=args.bootstrap, seed=args.seed,
+                       rules=rules_from_args(args), sensitivity=args.sensitivity)
     for note in rep.notes:
         print(f"note: {note}")
     print(f"{len(rep.sections)} sections; wrote {rep.out / 'report.html'} and {len(rep.files)} files under {rep.out}")

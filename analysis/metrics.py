@@ -17,9 +17,11 @@ a non-empty successor / non-successor set) — the paper does not spell out this
 Orientations are compared exactly (|a - b| <= 1e-9); a NaN orientation (no scored item) is
 neither changed nor unchanged and is left out of both the numerator and the denominator.
 
-SAE units: the paper's formula uses the baseline role r0 only (``sae_roles="r0"``). With
-``sae_roles="all"`` every (feature, role) pair is a unit, the role under the feature compared with
-the same role unsteered; ``"auto"`` = r0 when the table has r0 under the features, else all.
+SAE units: the paper's formula uses the baseline role r0 only (``sae_role="r0"``). With
+``sae_role="all"`` every (feature, role) pair is a unit, the role under the feature compared with
+the same role unsteered; a role name steers that one role (the authors' released analysis);
+``"auto"`` = r0 when the table has r0 under the features, else all. Role units are the named roles
+other than the baseline (``analysis.effect_rules`` holds every such choice and the ``kang2025`` preset).
 
 Average number of steered values (§3.2.1: 14.6 / 7.7 per role prompt, 4.3 / 4.2 per SAE feature):
 mean over units of the number of values the unit changes.
@@ -37,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.causal import ValueGraph
+from analysis.effect_rules import UNEXPECTED, baseline_player, unsteered
 from analysis.orientations import value_columns
 
 # The paper's numbers, one table. Kang et al. §3.2.1 ("Effective prediction from causal graphs",
@@ -89,43 +92,48 @@ class ChangeData:
     units: list[str]
 
 
-def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = (np.abs(a - b) > ATOL).astype(float)
+def _changed(a: np.ndarray, b: np.ndarray, atol: float = ATOL) -> np.ndarray:
+    out = (np.abs(a - b) > atol).astype(float)
     out[np.isnan(a) | np.isnan(b)] = np.nan
     return out
 
 
-def _unsteered(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["steer_dim"].fillna("") == ""]
-
-
-def role_changes(table: pd.DataFrame, baseline_role: str = "") -> ChangeData:
-    """Role steering: every unsteered role r != r0 compared with the unsteered baseline role r0."""
+def role_changes(table: pd.DataFrame, baseline_role: str = "r0", atol: float = ATOL) -> ChangeData:
+    """Role steering: every unsteered named role other than the baseline, compared with the baseline
+    (``r0`` = the empty role, ``first`` = the table's first named role, or a player_name)."""
     values = value_columns(table)
-    un = _unsteered(table)
-    base = un[un["player_name"] == baseline_role]
+    un = unsteered(table)
+    who = baseline_player(table, baseline_role)
+    base = un[un["player_name"] == who]
     if base.empty:
-        who = "the empty role r0 (player_name empty)" if baseline_role == "" else f"role {baseline_role!r}"
-        raise ValueError(f"the orientation table has no unsteered row for {who}, the baseline of Kang et al. §2.3; "
+        what = "the empty role r0 (player_name empty)" if who == "" else f"role {who!r}"
+        raise ValueError(f"the orientation table has no unsteered row for {what}, the baseline of Kang et al. §2.3; "
                          "include r0 (it is a train role: valuebench_*_train with roles ['r0', ...]) or pass "
-                         "--baseline-role NAME.")
-    roles = un[un["player_name"] != baseline_role]
+                         "--baseline-role first / NAME.")
+    roles = un[(un["player_name"] != who) & (un["player_name"] != "")]
     if roles.empty:
-        raise ValueError("the orientation table has no unsteered role besides the baseline; role steering needs "
-                         "other roles (num_roles >= 2).")
+        raise ValueError("the orientation table has no unsteered named role besides the baseline; role steering "
+                         "needs other roles (num_roles >= 2).")
     s0 = base[values].to_numpy(float).mean(axis=0)
-    changed = _changed(roles[values].to_numpy(float), s0[None, :])
+    changed = _changed(roles[values].to_numpy(float), s0[None, :], atol)
     names = roles["player_name"].tolist()
     return ChangeData("role", values, changed, np.array(names, dtype=object), names)
 
 
-def sae_changes(table: pd.DataFrame, sae_roles: str = "auto", baseline_role: str = "",
-                configs: list[str] | None = None) -> ChangeData:
-    """SAE (or any config) steering: each config's rows compared with the same role unsteered."""
+def sae_changes(table: pd.DataFrame, sae_role: str = "auto", configs: list[str] | tuple[str, ...] | None = None,
+                atol: float = ATOL) -> ChangeData:
+    """SAE (or any config) steering: each config's rows compared with the same role unsteered.
+
+    ``sae_role``: ``r0`` (the empty role), ``all`` (every role), ``auto`` (r0 when present, else all) or a
+    player_name; ``configs``: the steer_dims that count (default: every non-explicit config)."""
     values = value_columns(table)
-    un = _unsteered(table).drop_duplicates("player_name").set_index("player_name")
+    un = unsteered(table).drop_duplicates("player_name").set_index("player_name")
     steered = table[table["steer_dim"].fillna("") != ""]
     if configs is not None:
+        missing = [c for c in configs if c not in set(steered["steer_dim"])]
+        if missing:
+            raise ValueError(f"feature(s) {missing[:5]} of --features are not steer_dims of the orientation table "
+                             f"(it has {sorted(set(steered['steer_dim']))[:8]}...); fix the features file.")
         steered = steered[steered["steer_dim"].isin(configs)]
     steered = steered[~steered["steer_dim"].astype(str).str.startswith("explicit:")]
     if "steer_kind" in steered.columns:
@@ -134,20 +142,21 @@ def sae_changes(table: pd.DataFrame, sae_roles: str = "auto", baseline_role: str
     if steered.empty:
         raise ValueError("no steered row has an unsteered row of the same role to compare with; the table needs "
                          "rows with steer_dim empty (unsteered) and rows per feature for the same player_name.")
-    if sae_roles == "auto":
-        sae_roles = "r0" if (steered["player_name"] == baseline_role).any() else "all"
-    if sae_roles == "r0":
-        steered = steered[steered["player_name"] == baseline_role]
+    if sae_role == "auto":
+        sae_role = "r0" if (steered["player_name"] == "").any() else "all"
+    if sae_role != "all":
+        who = "" if sae_role == "r0" else sae_role
+        steered = steered[steered["player_name"] == who]
         if steered.empty:
-            raise ValueError("no steered row for the baseline role r0; pass --sae-roles all to compare every role "
-                             "under a feature with the same role unsteered.")
-    elif sae_roles != "all":
-        raise ValueError(f"sae_roles={sae_roles!r}; expected 'r0', 'all' or 'auto'.")
+            what = "the empty role r0" if who == "" else f"role {who!r}"
+            raise ValueError(f"no steered row for {what}; pass --sae-role all (every role under a feature vs the "
+                             "same role unsteered) or the player_name of a role the features steer.")
     base = un.loc[steered["player_name"], values].to_numpy(float)
-    changed = _changed(steered[values].to_numpy(float), base)
-    groups = steered["steer_dim" if sae_roles == "r0" else "player_name"].astype(str).to_numpy(dtype=object)
+    changed = _changed(steered[values].to_numpy(float), base, atol)
+    one_role = sae_role != "all"
+    groups = steered["steer_dim" if one_role else "player_name"].astype(str).to_numpy(dtype=object)
     units = (steered["steer_dim"].astype(str) + "@" + steered["player_name"].astype(str)).tolist()
-    return ChangeData(f"sae[{sae_roles}]", values, changed, groups, units)
+    return ChangeData(f"sae[{sae_role}]", values, changed, groups, units)
 
 
 def c_matrix(changed: np.ndarray) -> np.ndarray:
@@ -161,14 +170,19 @@ def c_matrix(changed: np.ndarray) -> np.ndarray:
     return c_ij.T
 
 
-def successor_sets(values: list[str], graph: ValueGraph) -> list[tuple[list[int], list[int]]]:
-    """Per value (index): (successor indices = descendants in the graph, non-successor indices)."""
+def successor_sets(values: list[str], graph: ValueGraph,
+                   unexpected: str = "non-descendants") -> list[tuple[list[int], list[int]]]:
+    """Per value (index): (successor indices = descendants in the graph, the indices unexpected changes
+    are counted over: every other non-descendant, or with ``unrelated`` only those that are not ancestors)."""
+    if unexpected not in UNEXPECTED:
+        raise ValueError(f"unexpected={unexpected!r}; use one of {list(UNEXPECTED)}.")
     g = graph.digraph()
     idx = {v: i for i, v in enumerate(values)}
     out = []
     for v in values:
         succ = sorted(idx[w] for w in (nx.descendants(g, v) if v in g else set()) if w in idx)
-        non = [idx[w] for w in values if w != v and idx[w] not in succ]
+        anc = {idx[w] for w in (nx.ancestors(g, v) if v in g and unexpected == "unrelated" else set()) if w in idx}
+        non = [idx[w] for w in values if w != v and idx[w] not in succ and idx[w] not in anc]
         out.append((succ, non))
     return out
 
@@ -189,9 +203,10 @@ def _per_value(changed: np.ndarray, sets: list[tuple[list[int], list[int]]]) -> 
     return exp, une
 
 
-def expected_unexpected(changed: np.ndarray, values: list[str], graph: ValueGraph) -> pd.DataFrame:
+def expected_unexpected(changed: np.ndarray, values: list[str], graph: ValueGraph,
+                        unexpected: str = "non-descendants") -> pd.DataFrame:
     """Per steered value v: |U≠(v)|, #successors, expected(v), unexpected(v)."""
-    sets = successor_sets(values, graph)
+    sets = successor_sets(values, graph, unexpected)
     exp, une = _per_value(changed, sets)
     n_changing = np.nansum(changed, axis=0)
     return pd.DataFrame({"value": values, "n_units_changing": n_changing.astype(int),
@@ -215,9 +230,9 @@ def summary_stats(changed: np.ndarray, values: list[str], graphs: dict[str, Valu
 
 
 def bootstrap(data: ChangeData, graphs: dict[str, ValueGraph], n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95, progress: bool = False) -> pd.DataFrame:
+              level: float = 0.95, progress: bool = False, unexpected: str = "non-descendants") -> pd.DataFrame:
     """Point estimates + percentile CIs, resampling the bootstrap clusters (roles) with replacement."""
-    sets = {name: successor_sets(data.values, g) for name, g in graphs.items()}
+    sets = {name: successor_sets(data.values, g, unexpected) for name, g in graphs.items()}
     point = summary_stats(data.changed, data.values, graphs, sets)
     clusters = list(dict.fromkeys(data.groups))
     members = [np.flatnonzero(data.groups == g) for g in clusters]

@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis.causal import ValueGraph, learn_graph, pc_rows
+from analysis.effect_rules import PAPER_TEXT, EffectRules
 from analysis.effects import steering_effects
 from analysis.io import find_runs, load_samples
 from analysis.leaderboard import leaderboard, orientation_view, run_info
@@ -103,14 +104,17 @@ class ReportOptions:
     indep_test: str = "fisherz"
     n_boot: int = 1000
     seed: int = 0
+    rules: EffectRules = PAPER_TEXT
+    sensitivity: bool = False
 
 
 def build_report(runs: list[str], out: Path, orientations: list[str] | None = None, train_csv: list[str] | None = None,
                  test_csv: list[str] | None = None, mode: str | None = None, references: list[str] | None = None,
                  use_judge: bool = False, alpha: float = 0.05, indep_test: str = "fisherz",
-                 n_boot: int = 1000, seed: int = 0) -> Report:
+                 n_boot: int = 1000, seed: int = 0, rules: EffectRules = PAPER_TEXT,
+                 sensitivity: bool = False) -> Report:
     opts = ReportOptions(orientations, train_csv, test_csv, mode, references, use_judge, alpha, indep_test,
-                         n_boot, seed)
+                         n_boot, seed, rules, sensitivity)
     rep = Report(out=out)
     out.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=6, desc="report", leave=False)
@@ -203,8 +207,8 @@ def _graphs_step(rep: Report, tables: Orientations, opts: ReportOptions) -> dict
 def _our_graph(rep: Report, table: pd.DataFrame, on_train: bool, opts: ReportOptions) -> ValueGraph:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rows, which = pc_rows(table)
-        ours = learn_graph(rows, alpha=opts.alpha, indep_test=opts.indep_test)
+        rows, which = pc_rows(table, mode=opts.rules.pc_rows, features=opts.rules.features)
+        ours = learn_graph(rows, alpha=opts.alpha, indep_test=opts.indep_test, undirected=opts.rules.undirected)
     for w in caught:
         rep.note(f"graph: {w.message}")
     out = rep.out
@@ -222,7 +226,7 @@ def _our_graph(rep: Report, table: pd.DataFrame, on_train: bool, opts: ReportOpt
 def _effects_step(rep: Report, tables: Orientations, graphs: dict[str, ValueGraph], opts: ReportOptions) -> None:
     """3. §2.3 steering effects on the test roles (all roles when there is no test split)."""
     eval_table = tables.test if tables.test is not None else tables.full
-    res = steering_effects(eval_table, graphs, n_boot=opts.n_boot, seed=opts.seed, progress=False,
+    res = steering_effects(eval_table, graphs, n_boot=opts.n_boot, seed=opts.seed, progress=False, rules=opts.rules,
                            fallback=tables.train if eval_table is tables.test else None)
     for n in res.notes:
         rep.note(n)
@@ -237,6 +241,8 @@ def _effects_step(rep: Report, tables: Orientations, graphs: dict[str, ValueGrap
                   table, "row = steered value v, column = v'")
     rep.image("Expected vs unexpected change (Figure 4 style)",
               plot_expected_unexpected(res.summary[res.summary["graph"] != "-"], rep.out / "plots"))
+    if opts.sensitivity:
+        sensitivity_section(rep, eval_table, graphs, opts.rules, opts.n_boot, opts.seed)
 
 
 def _sae_step(rep: Report, tables: Orientations) -> None:
@@ -278,6 +284,24 @@ def _table2_step(rep: Report, samples: pd.DataFrame) -> None:
                   with_paper(inconsistency_table(cot, judge_thoughts(cot, judge))))
     except ValueError as exc:
         rep.note(f"Table 2 skipped: {exc}")
+
+
+def sensitivity_section(rep: Report, table: pd.DataFrame, graphs: dict[str, ValueGraph], rules: EffectRules,
+                        n_boot: int, seed: int) -> None:
+    """How the Figure 4 numbers move over every admissible baseline / SAE role (analysis.sensitivity)."""
+    from analysis.sensitivity import plot_sensitivity, sensitivity
+
+    try:
+        res = sensitivity(table, graphs, rules, n_boot=n_boot, seed=seed)
+    except ValueError as exc:
+        rep.note(f"sensitivity skipped: {exc}")
+        return
+    marks = ", ".join(dict.fromkeys(res.marks["mark"])) or "none"
+    rep.table("sensitivity", "Sensitivity of the Figure 4 numbers to the baseline role and the SAE role", res.summary,
+              f"min / median / max over every admissible choice; marked: {marks} (95% bootstrap CIs)")
+    rep.table("sensitivity_choices", "Figure 4 numbers for each choice", res.choices)
+    rep.image("Sensitivity: distribution over choices", plot_sensitivity(res, rep.out / "plots"),
+              "histograms over choices; lines: the marked choices")
 
 
 def _finish(rep: Report, steps: tqdm) -> Report:

@@ -72,7 +72,7 @@ def test_expected_unexpected_by_hand():
 
 
 def test_sae_c_and_steered_values_by_hand():
-    data = sae_changes(TABLE, sae_roles="r0")
+    data = sae_changes(TABLE, sae_role="r0")
     c = c_matrix(data.changed)
     assert c[1, 0] == 0.5  # F≠(E) = {f1, f2}; f2 changes Social
     assert c[0, 1] == 1.0  # F≠(S) = {f2}; f2 changes Empathy
