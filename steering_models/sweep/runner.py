@@ -17,11 +17,12 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from steering_models.default_model import resolve_pretrained
 from steering_models.lm import _model_config
@@ -68,16 +69,25 @@ def parse_shard(value: str | tuple[int, int] | None) -> tuple[int, int]:
     return i, n
 
 
+class ValidSweep(NamedTuple):
+    """What :func:`validate_sweep` found: the resolved model path/id, its fingerprint, the TaskManager."""
+
+    pretrained: str
+    model_fingerprint: str
+    task_manager: Any
+
+
 def check(sweep: Sweep) -> tuple[str, str]:
     """Everything that can be checked without weights: specs vs the model config, task names.
 
     Returns the resolved model path/id and the model's fingerprint.
     """
-    pretrained, model_fp, _ = _check(sweep)
-    return pretrained, model_fp
+    valid = validate_sweep(sweep)
+    return valid.pretrained, valid.model_fingerprint
 
 
-def _check(sweep: Sweep) -> tuple[str, str, Any]:
+def validate_sweep(sweep: Sweep) -> ValidSweep:
+    """:func:`check`, returning the TaskManager that knows the sweep's tasks as well."""
     pretrained = str(resolve_pretrained(sweep.pretrained))
     config = _model_config(pretrained, sweep.hf_kwargs)
     for spec in sweep.configs:
@@ -89,7 +99,7 @@ def _check(sweep: Sweep) -> tuple[str, str, Any]:
     if unknown:
         raise SweepError(f"sweep file field `tasks` names {unknown[0]!r}, which lm-eval does not know. Fix the "
                          "task name (see `lm_eval ls tasks`) or set `include_path` to the task's folder.")
-    return pretrained, model_fingerprint(pretrained, sweep.hf_kwargs), manager
+    return ValidSweep(pretrained, model_fingerprint(pretrained, sweep.hf_kwargs), manager)
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -125,7 +135,7 @@ def _new_manifest(sweep: Sweep, sweep_hash: str, pretrained: str, model_fp: str,
 
 
 @contextmanager
-def _env_info_once(lm_eval: Any) -> Iterator[None]:
+def env_info_once() -> Iterator[None]:
     """lm-eval's ``simple_evaluate`` adds the environment info (torch's ``collect_env``: ``pip list`` and
     other subprocesses, seconds per call) to every results file. Within one sweep process it is the same
     for every config, so it is collected once and copied into each config's results."""
@@ -150,19 +160,38 @@ def _is_done(folder: Path, entry: dict[str, Any]) -> bool:
     return entry["status"] == "done" and any((folder / entry["output"]).rglob("results_*.json"))
 
 
-def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int, int] | None = None,
-              fresh: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Evaluate every config of ``sweep`` (this shard's) into ``out``; returns the manifest."""
-    import lm_eval
-    from lm_eval.loggers import EvaluationTracker
-    from tqdm import tqdm
+@dataclass
+class OpenedSweep:
+    """A sweep whose output folder is checked and whose manifest lists what is left to compute."""
 
-    from steering_models.sweep.lm import SweepLM
+    sweep: Sweep
+    folder: Path
+    manifest: dict[str, Any]
+    pending: list[dict[str, Any]]  # manifest entries still to compute, in sweep order
+    n_mine: int  # configs of this shard (done or not)
+    pretrained: str
+    model_fingerprint: str
+    task_manager: Any
 
+
+@dataclass(frozen=True)
+class ConfigJob:
+    """One config to evaluate on a loaded SweepLM: its position among the model's specs (``local``), its
+    index in the sweep and its output folder relative to the output root."""
+
+    local: int
+    index: int
+    output: str
+
+
+def open_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int, int] | None = None,
+               fresh: bool = False) -> OpenedSweep:
+    """Validate ``sweep`` (no weights), check ``out`` holds this sweep (or start it), drop half-written
+    config folders and return what is left to compute. Writes the manifest."""
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     shard = parse_shard(shard)
-    pretrained, model_fp, manager = _check(sweep)
+    pretrained, model_fp, manager = validate_sweep(sweep)
     sweep_hash = sweep.fingerprint(model_fp)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -185,67 +214,119 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
     for e in pending:
         e["status"] = "pending"
     _write_manifest(folder, manifest)
-    if not pending:
-        log.info("sweep: all %d configs of %s are done", len(mine), folder)
-        return manifest
+    return OpenedSweep(sweep, folder, manifest, pending, len(mine), pretrained, model_fp, manager)
 
-    run: dict[str, Any] = {"started": _now(), "configs": []}
-    manifest["runs"].append(run)
-    t0 = time.perf_counter()
-    specs = [sweep.configs[e["index"]] for e in pending]
+
+def start_run(opened: OpenedSweep, **info: Any) -> dict[str, Any]:
+    """Append this run's record to the manifest (``configs`` lists the configs it completes)."""
+    run: dict[str, Any] = {"started": _now(), **info, "configs": []}
+    opened.manifest["runs"].append(run)
+    return run
+
+
+def finish_run(opened: OpenedSweep, run: dict[str, Any], seconds: float) -> None:
+    run["finished"] = _now()
+    run["seconds"] = round(seconds, 3)
+    _write_manifest(opened.folder, opened.manifest)
+
+
+def mark_done(opened: OpenedSweep, run: dict[str, Any], index: int, seconds: float, **info: Any) -> None:
+    """Record config ``index`` as done (its folder is in place) and write the manifest."""
+    entry = opened.manifest["configs"][index]
+    entry.pop("error", None)
+    entry.update(status="done", seconds=round(seconds, 3), finished=_now(), **info)
+    run["configs"].append(index)
+    _write_manifest(opened.folder, opened.manifest)
+
+
+def mark_failed(opened: OpenedSweep, index: int, error: BaseException) -> None:
+    opened.manifest["configs"][index].update(status="failed", error=f"{type(error).__name__}: {error}"[:2000])
+    _write_manifest(opened.folder, opened.manifest)
+
+
+def jobs_of(opened: OpenedSweep) -> list[ConfigJob]:
+    """The pending configs, numbered as the specs of the SweepLM that :func:`load_sweep_lm` builds for them."""
+    return [ConfigJob(local, e["index"], e["output"]) for local, e in enumerate(opened.pending)]
+
+
+def waves(jobs: Sequence[ConfigJob], size: int) -> list[list[ConfigJob]]:
+    """Consecutive groups of ``size`` configs, each computed together in shared batches."""
+    return [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+
+
+def load_sweep_lm(sweep: Sweep, pretrained: str, jobs: Sequence[ConfigJob]) -> Any:
+    """Load the model once, with the specs of ``jobs`` (in order); the device defaults to CUDA when present."""
+    from steering_models.sweep.lm import SweepLM
+
     kwargs = dict(sweep.hf_kwargs)
     if "device" not in kwargs:
         import torch
 
         kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-    lm = SweepLM(pretrained=pretrained, specs=specs, batch_size=sweep.batch_size, share_prefix=sweep.share_prefix,
-                 share_trunk=sweep.share_trunk, **kwargs)
+    return SweepLM(pretrained=pretrained, specs=[sweep.configs[j.index] for j in jobs],
+                   batch_size=sweep.batch_size, share_prefix=sweep.share_prefix, share_trunk=sweep.share_trunk,
+                   **kwargs)
+
+
+def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int, int] | None = None,
+              fresh: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every config of ``sweep`` (this shard's) into ``out``; returns the manifest."""
+    from tqdm import tqdm
+
+    opened = open_sweep(sweep, out, shard, fresh)
+    if not opened.pending:
+        log.info("sweep: all %d configs of %s are done", opened.n_mine, opened.folder)
+        return opened.manifest
+    run = start_run(opened)
+    t0 = time.perf_counter()
+    jobs = jobs_of(opened)
+    lm = load_sweep_lm(opened.sweep, opened.pretrained, jobs)
     run["model_load_s"] = round(time.perf_counter() - t0, 3)
-    bar = tqdm(total=len(mine), initial=len(mine) - len(pending), desc="sweep configs", unit="config",
+    bar = tqdm(total=opened.n_mine, initial=opened.n_mine - len(jobs), desc="sweep configs", unit="config",
                disable=not progress)
-    with _env_info_once(lm_eval):
-        _run_configs(lm, sweep, specs, pending, folder, manifest, run, manager, bar, lm_eval, EvaluationTracker)
-    bar.close()
-    run["finished"] = _now()
-    run["seconds"] = round(time.perf_counter() - t0, 3)
-    _write_manifest(folder, manifest)
-    return manifest
 
+    def done(job: ConfigJob, seconds: float) -> None:
+        mark_done(opened, run, job.index, seconds)
+        bar.update(1)
 
-def _run_configs(lm: Any, sweep: Sweep, specs: list, pending: list[dict[str, Any]], folder: Path,
-                 manifest: dict[str, Any], run: dict[str, Any], manager: Any, bar: Any, lm_eval: Any,
-                 tracker_cls: Any) -> None:
-    per_pass = sweep.configs_per_pass
-    for start in range(0, len(pending), per_pass):
-        wave = list(range(start, min(start + per_pass, len(pending))))
-        for local in wave:
-            entry = pending[local]
-            spec = specs[local]
-            t = time.perf_counter()
-            lm.select(local, wave)
-            final = folder / entry["output"]
-            partial = final.parent / f".{final.name}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.rmtree(final, ignore_errors=True)
+    with env_info_once():
+        for wave in waves(jobs, opened.sweep.configs_per_pass):
             try:
-                _evaluate_into(lm, sweep, spec, manager, partial, lm_eval, tracker_cls)
+                evaluate_wave(lm, opened.sweep, opened.task_manager, wave, opened.folder, done)
             except Exception as e:  # recorded for the manifest's reader, then raised as is
-                entry.update(status="failed", error=f"{type(e).__name__}: {e}"[:2000])
-                _write_manifest(folder, manifest)
+                entries = opened.manifest["configs"]
+                mark_failed(opened, next(j.index for j in wave if entries[j.index]["status"] != "done"), e)
                 raise
-            entry.pop("error", None)
-            os.replace(partial, final)
-            lm.release(local)
-            entry.update(status="done", seconds=round(time.perf_counter() - t, 3), finished=_now())
-            run["configs"].append(entry["index"])
-            _write_manifest(folder, manifest)
-            bar.update(1)
+    bar.close()
+    finish_run(opened, run, time.perf_counter() - t0)
+    return opened.manifest
 
 
-def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path, lm_eval: Any,
-                   tracker_cls: Any) -> None:
+def evaluate_wave(lm: Any, sweep: Sweep, manager: Any, wave: Sequence[ConfigJob], root: Path,
+                  on_done: Callable[[ConfigJob, float], None]) -> None:
+    """Evaluate the configs of one pass on the loaded SweepLM, each into ``root / job.output`` (written under
+    a ``.partial`` name, then renamed), calling ``on_done(job, seconds)`` after each. Raises at the first
+    config that fails (the ones before it are in place)."""
+    together = [job.local for job in wave]
+    for job in wave:
+        t = time.perf_counter()
+        lm.select(job.local, together)
+        final = root / job.output
+        partial = final.parent / f".{final.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        _evaluate_into(lm, sweep, sweep.configs[job.index], manager, partial)
+        os.replace(partial, final)
+        lm.release(job.local)
+        on_done(job, time.perf_counter() - t)
+
+
+def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path) -> None:
     """What ``lm_eval --output_path PATH --log_samples`` does, for the selected config."""
-    tracker = tracker_cls(output_path=str(path))
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+
+    tracker = EvaluationTracker(output_path=str(path))
     model_args = {"pretrained": sweep.pretrained, **sweep.hf_kwargs, "steer": spec.path or spec.name}
     results = lm_eval.simple_evaluate(
         model=lm, model_args=model_args, tasks=list(sweep.tasks), task_manager=manager, limit=sweep.limit,
