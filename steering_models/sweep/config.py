@@ -11,6 +11,7 @@ share_prefix: true                             # loglikelihood: run a prompt pre
 share_trunk: true                              # loglikelihood: blocks below the lowest steered one run once per input
 include_path: null                             # extra task folder (lm_eval --include_path)
 apply_chat_template: false
+ray: {workers: 2, num_gpus: 1}                 # only for `run --ray`: see RaySettings (all optional)
 configs:
   - unsteered                                  # no steering
   - steer/sae_428.yaml                         # a steering file (path relative to this file)
@@ -38,7 +39,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from steering_models.errors import SpecError
 from steering_models.spec import SteerSpec, load_spec
 
 TOP_FIELDS = {"model", "tasks", "metadata", "limit", "batch_size", "configs_per_pass", "include_path",
-              "apply_chat_template", "share_prefix", "share_trunk", "configs"}
+              "apply_chat_template", "share_prefix", "share_trunk", "configs", "ray"}
 GENERATORS = {"sae_top_features", "vectors"}
 AMOUNT_FIELD = {"add": "strength", "scale_feature": "factor", "clamp_feature": "value"}
 
@@ -62,6 +63,27 @@ def _err(where: str, key: str, value: Any, problem: str, fix: str = "") -> Sweep
 
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-") or "config"
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """The sweep file's ``ray:`` mapping, read by ``run --ray`` only (the ``--workers``/``--num-gpus``/
+    ``--num-cpus`` flags override it). Not part of the sweep's hash: a sweep can be resumed with or without Ray.
+
+    - ``workers``: Ray actors, each loading the model once (default: as many as the cluster's free CPUs/GPUs
+      fit, never more than there are waves of configs).
+    - ``num_gpus``: GPUs per worker (default 1 when the cluster has GPUs, else 0: CPU workers).
+    - ``num_cpus``: CPUs per worker, also its torch threads (default 1).
+    - ``max_restarts``: how often Ray restarts a worker that died (it reloads the model; default 3).
+    - ``max_task_retries``: how often the wave of a worker that died is retried on its restart
+      (default -1: as long as restarts last).
+    """
+
+    workers: int | None = None
+    num_gpus: float | None = None
+    num_cpus: float = 1.0
+    max_restarts: int = 3
+    max_task_retries: int = -1
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,7 @@ class Sweep:
     share_prefix: bool = True
     path: str | None = None
     share_trunk: bool = True
+    ray: RaySettings = field(default_factory=RaySettings)
 
     @property
     def pretrained(self) -> str:
@@ -177,7 +200,36 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
                              f"and {i} after expansion). Give each config a distinct `name`.")
         seen[spec.name] = i
     return Sweep(model, tuple(tasks), tuple(configs), dict(metadata), limit, ints["batch_size"],
-                 ints["configs_per_pass"], include_path, chat, share, path, trunk)
+                 ints["configs_per_pass"], include_path, chat, share, path, trunk,
+                 ray=parse_ray_settings(data.get("ray"), where))
+
+
+def parse_ray_settings(data: Any, where: str = "sweep") -> RaySettings:
+    """The ``ray:`` mapping (or None) -> :class:`RaySettings`, strictly."""
+    if data is None:
+        return RaySettings()
+    if not isinstance(data, Mapping):
+        raise _err(where, "ray", data, "must be a mapping of Ray settings",
+                   "Write e.g. `ray: {workers: 2, num_gpus: 1}`.")
+    known = {f.name for f in fields(RaySettings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise _err(where, f"ray.{unknown[0]}", data[unknown[0]], f"is not a Ray setting: expected "
+                   f"{', '.join(sorted(known))}", f"Remove or rename `{unknown[0]}`.")
+    checks = {"workers": (int, 1, True), "num_gpus": (float, 0, True), "num_cpus": (float, 0, False),
+              "max_restarts": (int, -1, False), "max_task_retries": (int, -1, False)}
+    for key, value in data.items():
+        kind, low, nullable = checks[key]
+        if value is None and nullable:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)) or value < low or \
+                (key == "num_cpus" and value == 0):
+            what = "an integer" if kind is int else "a number"
+            bound = "> 0" if key == "num_cpus" else f">= {low}"
+            raise _err(where, f"ray.{key}", value, f"must be {what} {bound}" + (" or null" if nullable else ""),
+                       f"Fix `ray.{key}` in the sweep file (or the matching --flag).")
+    return RaySettings(**dict(data))
 
 
 def _expand(entry: Any, where: str, base_dir: Path | None) -> list[SteerSpec]:
