@@ -121,3 +121,44 @@ def tiny_task_dir(tmp_path_factory) -> Path:
         "generation_kwargs:\n  until: ['\\n']\n  max_gen_toks: 6\n  do_sample: false\n"
         "metric_list:\n  - metric: exact_match\n")
     return out
+
+
+def write_vector_sweep(folder: Path, model_dir: Path, task_dir: Path, tasks: list[str], n_configs: int,
+                       seed: int, **fields) -> Path:
+    """``folder/sweep.yaml``: unsteered + (n_configs - 1) `add` configs of random vectors (one per key of
+    ``folder/vecs.safetensors``) at " your values", block 1 of a tiny model; ``fields`` add sweep fields."""
+    import torch
+    import yaml
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    save_file({f"k{i}": torch.randn(64) for i in range(n_configs - 1)}, folder / "vecs.safetensors")
+    data = {"model": {"pretrained": str(model_dir)}, "tasks": tasks, "include_path": str(task_dir), "batch_size": 4,
+            **fields,
+            "configs": ["unsteered", {"vectors": {"file": "vecs.safetensors", "layer": 1, "strength": 6,
+                                                  "positions": {"match": " your values"}}}]}
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def kill_after_first_done(cmd: list[str], out: Path, env: dict[str, str], timeout: float = 600) -> None:
+    """Run a sweep command and SIGKILL it once ``out/manifest.json`` lists a done config."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if any(e["status"] == "done" for e in json.loads((out / "manifest.json").read_text())["configs"]):
+                    break
+            except (OSError, json.JSONDecodeError):
+                pass
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read()[-2000:]}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from safetensors.torch import save_file
+from conftest import kill_after_first_done, write_vector_sweep
 
 from steering_models.sweep import SweepError, merge_sweeps, run_sweep
 
@@ -24,21 +21,8 @@ N_CONFIGS = 6
 
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory, tiny_llama_dir, tiny_task_dir) -> Path:
-    out = tmp_path_factory.mktemp("sweep-cmd")
-    torch.manual_seed(4)
-    save_file({f"k{i}": torch.randn(64) for i in range(N_CONFIGS - 1)}, out / "vecs.safetensors")
-    data = {
-        "model": {"pretrained": str(tiny_llama_dir)},
-        "tasks": ["tiny_values_ll"],
-        "include_path": str(tiny_task_dir),
-        "batch_size": 4,
-        "configs_per_pass": 1,
-        "configs": ["unsteered", {"vectors": {"file": "vecs.safetensors", "layer": 1, "strength": 6,
-                                              "positions": {"match": " your values"}}}],
-    }
-    path = out / "sweep.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_vector_sweep(tmp_path_factory.mktemp("sweep-cmd"), tiny_llama_dir, tiny_task_dir, ["tiny_values_ll"],
+                              N_CONFIGS, seed=4, configs_per_pass=1)
 
 
 def sweep_cmd(*args: str) -> list[str]:
@@ -59,22 +43,7 @@ def results_files(folder: Path) -> dict[str, tuple[str, int]]:
 
 def test_killed_sweep_resumes_without_recomputing(tmp_path, sweep_file):
     out = tmp_path / "out"
-    proc = subprocess.Popen(sweep_cmd("run", str(sweep_file), "--out", str(out), "--no-progress"), env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            if (out / "manifest.json").is_file():
-                try:
-                    if any(e["status"] == "done" for e in manifest(out)["configs"]):
-                        break
-                except json.JSONDecodeError:
-                    pass
-            time.sleep(0.05)
-        assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read()[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_after_first_done(sweep_cmd("run", str(sweep_file), "--out", str(out), "--no-progress"), out, env(), 300)
     done_before = {e["output"] for e in manifest(out)["configs"] if e["status"] == "done"}
     assert 1 <= len(done_before) < N_CONFIGS
     kept = results_files(out)

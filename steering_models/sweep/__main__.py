@@ -20,14 +20,35 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--shard", default=None, help="i/n: run configs i, i+n, i+2n, ... (0-based i)")
     run.add_argument("--fresh", action="store_true", help="discard what --out holds and start over")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run the configs on Ray workers (one model load each): alone, a running cluster "
+                          "(RAY_ADDRESS or the last started here) or else a new local one; `auto` only "
+                          "connects; `local` always starts one; or HOST:PORT / ray://HOST:PORT")
+    run.add_argument("--workers", type=int, default=None, help="--ray: number of workers (default: as many "
+                     "as the cluster's free CPUs/GPUs fit; sweep file `ray: {workers: N}`)")
+    run.add_argument("--num-gpus", type=float, default=None,
+                     help="--ray: GPUs per worker (default 1 when the cluster has GPUs, else 0)")
+    run.add_argument("--num-cpus", type=float, default=None, help="--ray: CPUs (torch threads) per worker "
+                     "(default 1)")
     merge = sub.add_parser("merge", help="merge the --out folders of a sweep's shards")
     merge.add_argument("folders", nargs="+")
     merge.add_argument("--out", required=True)
     chk = sub.add_parser("check", help="validate a sweep file against the model config and tasks (no weights)")
     chk.add_argument("sweep_file")
     args = ap.parse_args(argv)
+    if args.cmd == "run" and args.ray is None:
+        given = [f for f in ("workers", "num_gpus", "num_cpus") if getattr(args, f) is not None]
+        if given:
+            ap.error(f"--{given[0].replace('_', '-')} is a Ray setting: add --ray to run on Ray workers, or drop it.")
     try:
-        if args.cmd == "run":
+        if args.cmd == "run" and args.ray is not None:
+            from steering_models.sweep.ray_backend import run_sweep_ray
+
+            manifest = run_sweep_ray(args.sweep_file, args.out, address=args.ray or None, workers=args.workers,
+                                     num_gpus=args.num_gpus, num_cpus=args.num_cpus, shard=args.shard,
+                                     fresh=args.fresh, progress=not args.no_progress)
+            print(f"sweep {manifest['sweep_hash'][:12]}: {summary(manifest)} -> {args.out}")
+        elif args.cmd == "run":
             manifest = run_sweep(args.sweep_file, args.out, shard=args.shard, fresh=args.fresh,
                                  progress=not args.no_progress)
             print(f"sweep {manifest['sweep_hash'][:12]}: {summary(manifest)} -> {args.out}")
