@@ -49,6 +49,24 @@ def tiny_model(folder: Path) -> str:
     return str(folder)
 
 
+def vector_sweep(folder: Path, pretrained: str, n_configs: int, num_roles: int, limit: float, batch_size: int,
+                 configs_per_pass: int, strength: float = 4.0, **extra: object) -> tuple[dict, int, int]:
+    """The benchmarks' sweep: unsteered + (n_configs - 1) `add` configs of random unit vectors at " your values"
+    (block n_layers // 2), on TASK. Returns the sweep dict, the layer and d_model."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(pretrained)
+    layer, d_model = config.num_hidden_layers // 2, config.hidden_size
+    torch.manual_seed(0)
+    vectors = {f"v{i}": torch.nn.functional.normalize(torch.randn(d_model), dim=0) for i in range(n_configs - 1)}
+    save_file(vectors, folder / "vectors.safetensors")
+    sweep = {"model": {"pretrained": pretrained, "device": "cpu"}, "tasks": [TASK], "metadata": {"num_roles": num_roles},
+             "limit": limit, "batch_size": batch_size, "configs_per_pass": configs_per_pass, **extra,
+             "configs": ["unsteered", {"vectors": {"file": str(folder / "vectors.safetensors"), "layer": layer,
+                                                   "strength": strength, "positions": {"match": " your values"}}}]}
+    return sweep, layer, d_model
+
+
 def loglikelihoods(samples: dict[str, list[dict]]) -> dict[tuple[str, int, int], float]:
     return {(task, s["doc_id"], i): float(r[0][0]) for task, rows in samples.items() for s in rows
             for i, r in enumerate(s["resps"])}
@@ -90,16 +108,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     pretrained = tiny_model(tmp / "tiny") if args.tiny else str(resolve_pretrained(args.pretrained))
     config = AutoConfig.from_pretrained(pretrained)
-    layer, d_model = config.num_hidden_layers // 2, config.hidden_size
-    torch.manual_seed(0)
-    vectors = {f"v{i}": torch.nn.functional.normalize(torch.randn(d_model), dim=0) for i in range(args.configs - 1)}
-    save_file(vectors, tmp / "vectors.safetensors")
-    metadata = {"num_roles": args.num_roles}
-    sweep = {"model": {"pretrained": pretrained, "device": "cpu"}, "tasks": [TASK], "metadata": metadata,
-             "limit": args.limit, "batch_size": args.batch_size, "configs_per_pass": args.configs,
-             "share_prefix": not args.no_share_prefix,
-             "configs": ["unsteered", {"vectors": {"file": str(tmp / "vectors.safetensors"), "layer": layer,
-                                                   "strength": args.strength, "positions": {"match": " your values"}}}]}
+    sweep, layer, d_model = vector_sweep(tmp, pretrained, args.configs, args.num_roles, args.limit, args.batch_size,
+                                         args.configs, args.strength, share_prefix=not args.no_share_prefix)
+    metadata = sweep["metadata"]
 
     cpu: dict[str, float] = {"naive": 0.0}
 
