@@ -37,7 +37,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from steering_models.errors import SpecError
-from steering_models.sweep.config import Sweep, SweepError, load_sweep, parse_ray_settings
+from steering_models.sweep.config import (
+    RaySettings,
+    Sweep,
+    SweepError,
+    load_sweep,
+    parse_ray_settings,
+)
 from steering_models.sweep.runner import (
     ConfigJob,
     OpenedSweep,
@@ -162,7 +168,7 @@ def connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _plan(ray: Any, opened: OpenedSweep, settings: Any) -> tuple[int, float, list[list[ConfigJob]]]:
+def _plan(ray: Any, opened: OpenedSweep, settings: RaySettings) -> tuple[int, float, list[list[ConfigJob]]]:
     """Number of workers, GPUs per worker, and the waves."""
     total, free = ray.cluster_resources(), ray.available_resources()
     num_gpus = settings.num_gpus if settings.num_gpus is not None else (1.0 if total.get("GPU", 0) >= 1 else 0.0)
@@ -237,7 +243,7 @@ def run_sweep_ray(sweep: Sweep | str | Path, out: str | Path, address: str | Non
             ray.shutdown()
 
 
-def _run(ray: Any, opened: OpenedSweep, settings: Any, progress: bool) -> dict[str, Any]:
+def _run(ray: Any, opened: OpenedSweep, settings: RaySettings, progress: bool) -> dict[str, Any]:
     from ray.util.actor_pool import ActorPool
     from tqdm import tqdm
 
