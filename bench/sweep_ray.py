@@ -11,10 +11,10 @@ default: the cost measured is Ray's, not the model's) or `--pretrained NAME`.
 
 Ray's overhead per config = (2 x the wave phase's wall time - the workers' busy time) / N, where the wave phase
 runs from "both workers ready" to the last commit and a worker's busy time is its own wall time inside
-`run_wave` (both read from the manifest): the time the workers sat idle waiting for the driver (submitting
-waves, moving results, writing folders and the manifest), plus any tail where one worker waits for the
-other. Target: <= 1 s. The start-up costs (ray.init, actor start + model load) are printed apart. Both runs'
-loglikelihoods are compared (max |delta| over every logged request).
+`run_wave` (all read from the manifest's wave timings): the time the workers sat idle waiting for the driver
+(submitting waves, moving results, writing folders and the manifest), plus any tail where one worker waits
+for the other. Target: <= 1 s. The start-up costs (ray.init, the driver's check of the sweep, actor start +
+model load) are printed apart. Both runs' loglikelihoods are compared (max |delta| over every logged request).
 
     python bench/sweep_ray.py [--pretrained default] [--configs 16] [--configs-per-pass 2]
                               [--num-roles 1] [--limit 2]
@@ -29,6 +29,7 @@ import platform
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -77,9 +78,16 @@ def main() -> None:
 
     run = on_ray["runs"][-1]
     n = args.configs
-    wave_phase = ray_s - run["workers_ready_s"]
-    busy = sum(w["busy_s"] for w in run["waves"])
+    waves = run["waves"]
+    wave_phase = max(w["committed"] for w in waves) - run["workers_ready_s"]
+    busy = sum(w["busy_s"] for w in waves)
     idle = 2 * wave_phase - busy
+    by_worker: dict[int, list[dict]] = {}
+    for w in sorted(waves, key=lambda w: w["started"]):
+        by_worker.setdefault(w["pid"], []).append(w)
+    gaps = [b["started"] - a["committed"] for ws in by_worker.values() for a, b in pairwise(ws)]
+    transfer = sum(w["received"] - w["ended"] for w in waves) / len(waves)
+    commit = sum(w["committed"] - w["received"] for w in waves) / len(waves)
     ref, ours = {}, {}
     for entry in single["configs"]:
         ref.update({(entry["output"], *k): v for k, v in loglikelihoods(read_samples(tmp / "single" / entry["output"])).items()})
@@ -95,9 +103,11 @@ def main() -> None:
           f"{args.configs_per_pass} per wave ({len(run['waves'])} waves); {len(ref)} requests compared")
     print(f"single process: {single_s:7.1f} s  (model load {single['runs'][-1]['model_load_s']:.1f} s, configs "
           f"{single_compute:.1f} s = {single_compute / n:.2f} s/config)")
-    print(f"ray, 2 workers: {ray_s:7.1f} s  + ray.init {init_s:.1f} s  (workers ready after "
-          f"{run['workers_ready_s']:.1f} s, model load in a worker {run['model_load_s']:.1f} s; waves {wave_phase:.1f} s, "
-          f"workers busy {busy:.1f} s = {busy / n:.2f} s/config)")
+    print(f"ray, 2 workers: {ray_s:7.1f} s  + ray.init {init_s:.1f} s  (driver checks the sweep, then workers ready "
+          f"after {run['workers_ready_s']:.1f} s, model load in a worker {run['model_load_s']:.1f} s; waves "
+          f"{wave_phase:.1f} s, workers busy {busy:.1f} s = {busy / n:.2f} s/config)")
+    print(f"per wave: result to driver {transfer * 1e3:.0f} ms, driver writes folders + manifest {commit * 1e3:.0f} ms, "
+          f"next wave starts on the worker {sum(gaps) / max(1, len(gaps)) * 1e3:.0f} ms after the commit")
     print(f"ray overhead per config: {idle / n:.3f} s (target <= 1 s)   max |delta loglikelihood| = {delta:.2e}")
     print(f"wall ratio single/ray (ray.init excluded): {single_s / ray_s:.2f}x; included: "
           f"{single_s / (ray_s + init_s):.2f}x")

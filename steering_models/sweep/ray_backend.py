@@ -98,7 +98,8 @@ class WaveResult:
 
     worker: WorkerInfo
     configs: tuple[ConfigFiles, ...]
-    busy_s: float  # the worker's wall time for the wave, files packed included
+    started: float  # the worker's clock (time.time()) when the wave began and when its files were packed
+    ended: float
     failed: int | None = None  # sweep index of the config that raised (the wave stops there)
     error: BaseException | None = None
 
@@ -135,7 +136,7 @@ class SweepWorker:
         return self.info
 
     def run_wave(self, wave: list[ConfigJob]) -> WaveResult:
-        t0 = time.perf_counter()
+        t0 = time.time()
         finished: list[ConfigFiles] = []
         with tempfile.TemporaryDirectory(prefix="sweep-wave-") as tmp:
             root = Path(tmp)
@@ -152,8 +153,8 @@ class SweepWorker:
             except Exception as e:
                 done = {c.index for c in finished}
                 failed = next(j.index for j in wave if j.index not in done)
-                return WaveResult(self.info, tuple(finished), time.perf_counter() - t0, failed, e)
-        return WaveResult(self.info, tuple(finished), time.perf_counter() - t0)
+                return WaveResult(self.info, tuple(finished), t0, time.time(), failed, e)
+        return WaveResult(self.info, tuple(finished), t0, time.time())
 
 
 def connect(ray: Any, address: str | None) -> bool:
@@ -249,7 +250,7 @@ def _run(ray: Any, opened: OpenedSweep, settings: RaySettings, progress: bool) -
 
     n_workers, num_gpus, todo = _plan(ray, opened, settings)
     jobs = [job for wave in todo for job in wave]
-    t0 = time.perf_counter()
+    t0, wall0 = time.perf_counter(), time.time()
     run = start_run(opened, backend="ray", ray={
         "address": ray.get_runtime_context().gcs_address, "workers": n_workers, "num_gpus": num_gpus,
         "num_cpus": settings.num_cpus, "wave_size": len(todo[0]), "max_restarts": settings.max_restarts,
@@ -271,7 +272,7 @@ def _run(ray: Any, opened: OpenedSweep, settings: RaySettings, progress: bool) -
         run["workers_ready_s"] = round(time.perf_counter() - t0, 3)  # actors started, models loaded
         bar = tqdm(total=opened.n_mine, initial=opened.n_mine - len(jobs), desc="sweep configs", unit="config",
                    disable=not progress)
-        failure = _drive(ray, ActorPool(actors), deque(todo), opened, run, bar)
+        failure = _drive(ray, ActorPool(actors), deque(todo), opened, run, bar, wall0)
         bar.close()
     finally:
         for a in actors:
@@ -288,8 +289,8 @@ def _run(ray: Any, opened: OpenedSweep, settings: RaySettings, progress: bool) -
     return opened.manifest
 
 
-def _drive(ray: Any, pool: Any, queue: deque, opened: OpenedSweep, run: dict[str, Any],
-           bar: Any) -> BaseException | None:
+def _drive(ray: Any, pool: Any, queue: deque, opened: OpenedSweep, run: dict[str, Any], bar: Any,
+           wall0: float) -> BaseException | None:
     """Feed waves to idle workers and commit what they return; returns the first config failure.
 
     After a failure no new wave starts, but the waves in flight are still committed."""
@@ -301,6 +302,7 @@ def _drive(ray: Any, pool: Any, queue: deque, opened: OpenedSweep, run: dict[str
             return failure
         try:
             result = pool.get_next_unordered()
+            received = time.time()
         except ray.exceptions.RayActorError as e:  # a worker gone for good: its wave stays pending
             log.warning("a Ray worker died and will not be restarted: %s", str(e).splitlines()[0])
             continue
@@ -308,13 +310,18 @@ def _drive(ray: Any, pool: Any, queue: deque, opened: OpenedSweep, run: dict[str
             failure = failure or e
             continue
         failure = _commit(opened, run, result, bar) or failure
+        # when the wave ran, reached the driver and was written: s after the run's start (each machine's
+        # clock; saved with the next manifest write)
+        run["waves"][-1].update({k: round(v - wall0, 3) for k, v in (
+            ("started", result.started), ("ended", result.ended), ("received", received),
+            ("committed", time.time()))})
 
 
 def _commit(opened: OpenedSweep, run: dict[str, Any], result: WaveResult, bar: Any) -> BaseException | None:
     entries = opened.manifest["configs"]
     worker = {"pid": result.worker.pid, "node": result.worker.node}
     run["waves"].append({"configs": [c.index for c in result.configs] + ([result.failed] if result.error else []),
-                         **worker, "busy_s": round(result.busy_s, 3)})
+                         **worker, "busy_s": round(result.ended - result.started, 3)})
     for config in result.configs:
         entry = entries[config.index]
         if entry["status"] == "done":  # each wave is handed out once; never write a folder twice
