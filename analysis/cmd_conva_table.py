@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
         changed_vs_base,
         constant_judge,
         csr_by_value,
+        judge_agreement,
         method_table,
         mmlu_changed_vs_base,
         read_leaderboard,
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     print(main_table.to_markdown(index=False, floatfmt=".3f"))
     print()
     print(by_value.to_markdown(index=False, floatfmt=".3f"))
+    for line in judge_agreement(args.leaderboard):
+        print(f"\n{line}")
     for warning in constant_judge(board, runs):
         print(f"\n{warning}")
     if args.out is not None:

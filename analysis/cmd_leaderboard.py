@@ -8,6 +8,7 @@ from pathlib import Path
 from analysis.cmdutil import friendly_errors
 from analysis.io import find_runs
 from analysis.leaderboard import (
+    judge_view,
     leaderboard,
     orientation_view,
     other_view,
@@ -44,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
             sections.append((titles.get(metric, f"ValueBench {metric} per value"), view))
     if not other.empty:
         sections.append(("Other metrics", other))
-    shown = {"Runs", "Other metrics"} | {t for t, _ in sections if t.startswith("ValueBench orientation per value")}
+    judges = judge_view(runs)
+    if not judges.empty:
+        sections.append(("Judges of the judged metrics (measured agreement: newest judge-bench)", judges))
+    shown = {"Runs", "Other metrics", "Judges of the judged metrics (measured agreement: newest judge-bench)"} | {t for t, _ in sections if t.startswith("ValueBench orientation per value")}
     for title, table in sections:  # stdout: runs, per-value orientations, other metrics; files: everything
         if title in shown:
             print(f"## {title}\n\n{to_markdown(table)}\n")
@@ -54,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         write_table(info, out, "runs")
         if not orient.empty:
             write_table(orient, out, "orientations_by_value")
+        if not judges.empty:
+            write_table(judges, out, "judges")
         (out / "leaderboard.md").write_text("\n".join(f"## {t}\n\n{to_markdown(d)}\n" for t, d in sections))
         body = "\n".join(to_html(d, title=t) for t, d in sections)
         (out / "leaderboard.html").write_text(html_page("Leaderboard", body))

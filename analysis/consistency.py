@@ -19,7 +19,9 @@ def judge_thoughts(samples: pd.DataFrame, judge: Judge, progress: bool = True) -
     """Template 1 label of each sample's thought (None where no thought or no parse)."""
     has = samples["thought"].notna() & (samples["thought"].astype(str).str.strip() != "")
     labels = pd.Series([None] * len(samples), index=samples.index, dtype=object)
-    items = [{"thought": t} for t in samples.loc[has, "thought"].astype(str)]
+    sub = samples.loc[has]
+    questions = sub["question"].fillna("").astype(str) if "question" in sub else [""] * len(sub)
+    items = [{"thought": t, "question": q} for t, q in zip(sub["thought"].astype(str), questions, strict=True)]
     if items:
         verdicts = judge.judge_many("thought_inclination", items, progress=progress)
         labels.loc[has] = [v.parsed for v in verdicts]

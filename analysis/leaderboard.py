@@ -125,3 +125,35 @@ def per_value_metrics(board: pd.DataFrame) -> list[str]:
         if len(parts) == 3 and parts[1] in VALUES and parts[2] not in names:
             names.append(parts[2])
     return sorted(names, key=lambda n: (n != "orientation", n.startswith("n_"), n))
+
+
+def run_judges(run: Run) -> dict[str, set[str]]:
+    """task -> the ids of the judges that labelled its logged samples (the A.1 rules excluded)."""
+    from analysis.judge.samples import judgment
+    from lm_eval_tasks.lm_eval_outputs import read_jsonl
+
+    out: dict[str, set[str]] = {}
+    for task, path in sorted(run.sample_files.items()):
+        if not (task.startswith("schwartz_dilemmas") or task.startswith(("valuebench_cot", "valuebench_explicit"))):
+            continue
+        ids = {j.get("judged_by") for j in map(judgment, read_jsonl(path)) if j}
+        ids -= {None, "rules"}
+        if ids:
+            out[task] = ids
+    return out
+
+
+def judge_view(runs: list[Run]) -> pd.DataFrame:
+    """Which judge labelled each judged task of each run, and its measured agreement (newest judge-bench of
+    that judge, or "not measured"): the table that travels with the judged numbers."""
+    from analysis.judge.measured import describe
+
+    rows = []
+    for run in runs:
+        for task, ids in run_judges(run).items():
+            template = "csr" if task.startswith("schwartz") else "answer_judgment"
+            metrics = "csr, fr" if template == "csr" else "orientation"
+            for judge_id in sorted(ids):
+                rows.append({"run": run.label, "task": _task_prefix(task), "judged metrics": metrics,
+                             "judge": judge_id, "measured agreement": describe(judge_id, template)})
+    return pd.DataFrame(rows)

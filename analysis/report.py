@@ -282,6 +282,10 @@ def _table2_step(rep: Report, samples: pd.DataFrame) -> None:
             raise ValueError("no CoT samples with a thought (valuebench_cot_* runs)")
         rep.table("thought_answer_inconsistency", "Table 2: thought/answer inconsistency (Kang et al. §3.3)",
                   with_paper(inconsistency_table(cot, judge_thoughts(cot, judge))))
+        from analysis.judge.measured import describe
+
+        rep.note(f"Table 2 judged by {judge.judge_id}; its measured agreement (Template 1): "
+                 f"{describe(judge.judge_id, 'thought_inclination')}.")
     except ValueError as exc:
         rep.note(f"Table 2 skipped: {exc}")
 

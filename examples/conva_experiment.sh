@@ -10,8 +10,9 @@
 # (`python -m steering_models.sweep`) generates CAA, ConVA w/o gate and ConVA replies to that value's
 # dilemmas together in shared batches (per-row steering); one sweep scores all values' CAA/ConVA configs on
 # MMLU. Resumable: a step whose results exist is skipped (rerun with the same OUT after a kill).
-# The judge: VALUE_JUDGE_BASE_URL/MODEL/API_KEY if set (e.g. GPT-4o as in the paper), else the embedded
-# default model as a local judge (weak: compare judges with `python -m analysis judge-agreement`).
+# The judge: VALUE_JUDGE_BASE_URL/MODEL/API_KEY if set (e.g. GPT-4o as in the paper), else the offline
+# judge (VALUE_JUDGE_KIND=local: the embedded 1.5B judge with the judge-model extra, else the 0.5B default
+# model, which is weak; `python -m analysis judge-bench` measures a judge).
 # G0: the gated ConVA's gate threshold (default: the op's 0.5); the gate-check step prints the interval of
 # g0 that separates dilemmas from MMLU questions the runs do not evaluate.
 # Fig. 4 (§4.4, `fig4` step): per value one sweep runs the value's dilemmas under the negative-value role
@@ -36,9 +37,10 @@ OUT=${OUT:-results/conva10}
 N=${NICE:+nice -n $NICE}
 mkdir -p "$OUT/runs" "$OUT/sweeps"
 if [ -z "${VALUE_JUDGE_BASE_URL:-}" ] && [ -z "${VALUE_JUDGE_KIND:-}" ]; then
-  export VALUE_JUDGE_KIND=local VALUE_JUDGE_PRETRAINED=default
-  # the local judge generates at batch 1 on CPU: 8 reply tokens hold the label the parsers read first
-  # (CSR "Yes"/"No", FR "True"/"False" + a reason the score does not use) instead of the templates' 64
+  export VALUE_JUDGE_KIND=local
+  # a local judge that generates (a template without a log-probability profile) runs at batch 1 on CPU: 8
+  # reply tokens hold the label the parsers read first (CSR "Yes"/"No", FR "True"/"False" + a reason the
+  # score does not use) instead of the templates' 64
   export VALUE_JUDGE_MAX_TOKENS=${VALUE_JUDGE_MAX_TOKENS:-8}
 fi
 STEPS=${STEPS:-fit gate base ica sweeps mmlu fig4 sft table}

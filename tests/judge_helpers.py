@@ -92,3 +92,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def save_dominant_model(src: Path, out: Path, word: str, margin: float = 10.0) -> Path:
+    """A copy of the tiny model in ``src`` whose next token is always ``word``'s first token, by ``margin``
+    x ~8 nats over every other token, whatever the input (a judge that "answers" ``word``).
+
+    How: the residual stream's dimension 0 is a constant 100 (every token embedding holds it, and no
+    attention or MLP output writes it), the final norm keeps only that dimension, and the output row of
+    the word's token is the only one that reads it.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(src))
+    target = tok(word, add_special_tokens=False)["input_ids"][0]
+    model = AutoModelForCausalLM.from_pretrained(str(src), use_safetensors=True)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 100.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight[:, 0] = 0.0
+        model.lm_head.weight[target, 0] = margin
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def kill_after_calls(server: Server, cmd: list[str], env: dict[str, str], calls: int, timeout: float = 120.0) -> None:
+    """Run ``cmd`` and SIGKILL it once ``server`` has answered ``calls`` more completions; it must not have
+    finished by then."""
+    before = server.completions()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while server.completions() - before < calls and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert proc.returncode != 0, "the client finished before it could be killed"

@@ -49,6 +49,9 @@ def test_agreement_kappa_by_hand(tmp_path):
     # no 3/4 -> p_e = 1/2 * 1/4 + 1/2 * 3/4 = 1/2; kappa = (3/4 - 1/2) / (1 - 1/2) = 1/2
     assert r["n_paired"] == 5 and r["n_both_scored"] == 4
     assert r["kappa"] == pytest.approx(0.5) and r["raw_agreement"] == pytest.approx(0.75)
+    # alpha: coincidences o_yy = 2, o_yn = o_ny = 1, o_nn = 4; n_y = 3, n_n = 5, n = 8:
+    # D_o = 2, D_e = 2 * 3 * 5 / 7 -> alpha = 1 - 2 * 7 / 30
+    assert r["alpha"] == pytest.approx(1 - 14 / 30)
     assert r["n_unscored_a"] == 0 and r["n_unscored_b"] == 1
     assert r["confusion"]["yes"]["no"] == 1 and r["confusion"]["unsure"]["(unscored)"] == 1
 
@@ -66,8 +69,9 @@ def test_agreement_needs_shared_samples(tmp_path):
 @pytest.mark.slow
 def test_default_model_judges_template_1(tmp_path):
     """The embedded default (Qwen2.5-Coder-0.5B-Instruct) as a local judge on Template 1's own
-    examples: its replies must parse (a small instruct model follows the one-word format)."""
-    env = {"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_PRETRAINED": "default",
+    examples, generating (its shipped profile scores by log-probabilities): its replies must parse (a small
+    instruct model follows the one-word format)."""
+    env = {"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_PRETRAINED": "default", "VALUE_JUDGE_SCORING": "generate",
            "VALUE_JUDGE_MAX_TOKENS": "8", "VALUE_JUDGE_CACHE": str(tmp_path / "c.sqlite")}
     judge = build_judge(load_settings(env))
     vs = judge.judge_many("answer_judgment", [{"answer": "for sure"}, {"answer": "the answer is no"}])

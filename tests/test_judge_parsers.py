@@ -145,7 +145,10 @@ def test_config_sources(tmp_path):
     assert c.kind == "openai" and c.endpoint == "http://h:8000/v1" and c.model == "gpt-4o"
     assert "pw" not in repr(c) and "'k'" not in repr(c)
     assert load_settings({"VALUE_JUDGE_PRETRAINED": "default"}).kind == "local"
-    assert load_settings({"VALUE_JUDGE_KIND": "local"}).pretrained == "default"
+    assert load_settings({"VALUE_JUDGE_KIND": "local"}).pretrained == "auto"  # the best embedded judge installed
+    assert load_settings({"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_SCORING": "LOGPROB"}).scoring == "logprob"
+    with pytest.raises(JudgeSettingsError, match="VALUE_JUDGE_BACKEND"):
+        load_settings({"VALUE_JUDGE_KIND": "local", "VALUE_JUDGE_BACKEND": "vllm"})
     f = tmp_path / "judge.yaml"
     f.write_text("base_url: http://127.0.0.1:9/v1\nmodel: m\nconcurrency: 3\n")
     c = load_settings({"VALUE_JUDGE_CONFIG": str(f), "VALUE_JUDGE_MODEL": "env-model"})

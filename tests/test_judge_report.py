@@ -32,7 +32,7 @@ def test_valuebench_orientation_and_inconsistency_by_hand():
     ]
     jobs = [j for task, s in samples for j in jobs_for(task, s, thoughts=True)]
     assert [(j.doc_id, j.template) for j in jobs if j.template == "answer_judgment"] == [(1, "answer_judgment"), (2, "answer_judgment")]
-    assert jobs[1].fields == {"answer": "well, it depends"}
+    assert jobs[1].fields == {"answer": "well, it depends", "question": ""}  # the doc has no question
     answers = {1: "yes", 2: None}
     thoughts = {0: "yes", 1: "no", 2: "yes", 3: None}
     verdicts = [(j, verdict(answers[j.doc_id] if j.template == "answer_judgment" else thoughts[j.doc_id],

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from judge_helpers import MODEL_NAME, REPO, env_with_repo, free_port, start_server
+from judge_helpers import MODEL_NAME, env_with_repo, free_port, kill_after_calls, start_server
 
 from lm_eval_tasks.judge import JudgeError, build_judge
 from lm_eval_tasks.judge.settings import load_settings
@@ -92,13 +91,7 @@ def test_killed_run_resumes(server, tmp_path):
     script = ("from lm_eval_tasks.judge import get_judge\n"
               f"get_judge().judge_many('fluency', [{{'answer': f'resume {{i}}'}} for i in range({n})])\n")
     before = server.completions()
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env)
-    deadline = time.time() + 120
-    while server.completions() - before < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    assert proc.returncode != 0, "the client finished before it could be killed"
+    kill_after_calls(server, [sys.executable, "-c", script], env, 3)
     with sqlite3.connect(cache) as db:
         kept = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
     assert 1 <= kept < n  # the server may have answered a request the client never stored

@@ -1,14 +1,13 @@
-"""Agreement of two judges on the same samples: Cohen's kappa (sklearn) and a confusion table."""
+"""Agreement of two judges on the same samples: Cohen's kappa (sklearn), Krippendorff's alpha (the
+``krippendorff`` package, nominal) and a confusion table."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from analysis.judge.agreement_stats import UNSCORED, cohen_kappa, krippendorff_alpha
 from analysis.judge.report import read_records
-
-UNSCORED = "(unscored)"
 
 
 def _label(parsed: Any) -> str:
@@ -20,8 +19,9 @@ def _label(parsed: Any) -> str:
 
 
 def agreement(path_a: Path, path_b: Path) -> dict[str, Any]:
+    import math
+
     import pandas as pd
-    from sklearn.metrics import cohen_kappa_score
 
     recs_a, recs_b = read_records(path_a), read_records(path_b)
     key = lambda r: (r["task"], int(r["doc_id"]), r["template"])  # noqa: E731
@@ -41,11 +41,12 @@ def agreement(path_a: Path, path_b: Path) -> dict[str, Any]:
         la = [_label(a[k]["parsed"]) for k in keys]
         lb = [_label(b[k]["parsed"]) for k in keys]
         both = [(x, y) for x, y in zip(la, lb, strict=True) if UNSCORED not in (x, y)]
-        kappa = None
+        kappa = alpha = None
         if both:
             xs, ys = zip(*both, strict=True)
-            k = float(cohen_kappa_score(xs, ys)) if len(set(xs) | set(ys)) > 1 else math.nan
+            k, al = cohen_kappa(xs, ys), krippendorff_alpha(xs, ys, sorted(set(xs) | set(ys)))
             kappa = None if math.isnan(k) else k
+            alpha = None if math.isnan(al) else al
         table = pd.crosstab(pd.Series(la, name="A"), pd.Series(lb, name="B"), dropna=False)
         out["templates"][template] = {
             "n_paired": len(keys),
@@ -54,6 +55,7 @@ def agreement(path_a: Path, path_b: Path) -> dict[str, Any]:
             "n_unscored_b": lb.count(UNSCORED),
             "raw_agreement": (sum(x == y for x, y in both) / len(both)) if both else math.nan,
             "kappa": kappa,
+            "alpha": alpha,
             "confusion": {ra: {cb: int(table.loc[ra, cb]) for cb in table.columns} for ra in table.index},
             "table": table.to_string(),
         }

@@ -4,8 +4,8 @@ the configured judge (environment / VALUE_JUDGE_CONFIG), sharing the judge cache
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -27,26 +27,16 @@ def _safe(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from analysis.judge.measured import describe
     from analysis.judge.report import summarize, write_records
     from analysis.judge.samples import jobs_for, sample_files
-    from lm_eval_tasks.judge import JudgeError, JudgeSettingsError, build_judge, load_settings
+    from lm_eval_tasks.judge import JudgeError, JudgeSettingsError, build_configured
     from lm_eval_tasks.lm_eval_outputs import read_jsonl
 
     if not args.run_dir.is_dir():
         print(f"error: RUN_DIR {args.run_dir} is not a folder; pass an lm-eval --output_path folder.",
               file=sys.stderr)
         return 2
-    try:
-        settings = load_settings()
-    except JudgeSettingsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if settings is None:
-        print("error: no judge is configured; set VALUE_JUDGE_BASE_URL (and VALUE_JUDGE_MODEL, "
-              "VALUE_JUDGE_API_KEY) or VALUE_JUDGE_KIND=local with VALUE_JUDGE_PRETRAINED.", file=sys.stderr)
-        return 2
-    if args.no_cache:
-        settings = dataclasses.replace(settings, no_cache=True)
     files = sample_files(args.run_dir)
     if not files:
         print(f"error: no samples_*.jsonl under {args.run_dir}; run lm_eval with --log_samples.",
@@ -58,7 +48,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     jobs = [job for task, s in samples for job in jobs_for(task, s, thoughts=args.thoughts)]
-    judge = build_judge(settings, progress=True)
+    if args.no_cache:
+        os.environ["VALUE_JUDGE_NO_CACHE"] = "1"  # for every member of a panel too
+    try:
+        judge = build_configured(progress=True)
+    except (JudgeSettingsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if judge is None:
+        print("error: no judge is configured; set VALUE_JUDGE_BASE_URL (and VALUE_JUDGE_MODEL, "
+              "VALUE_JUDGE_API_KEY), VALUE_JUDGE_KIND=local (the embedded judge) or VALUE_JUDGE_PANEL.",
+              file=sys.stderr)
+        return 2
     verdicts = []
     try:
         for template in dict.fromkeys(j.template for j in jobs):
@@ -73,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(samples, verdicts)
     summary["judge_id"] = judge.judge_id
     summary["calls"] = judge.calls
+    summary["agreement"] = {t: describe(judge.judge_id, t) for t in dict.fromkeys(j.template for j in jobs)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     for task, row in summary["tasks"].items():
         parts = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()]
         print(f"{task}: " + " ".join(parts))
     print(f"judge {judge.judge_id}: {len(jobs)} verdicts ({judge.calls} calls, "
           f"{summary['n_cached']} from cache) -> {out}")
+    for template, text in summary["agreement"].items():
+        print(f"  measured agreement, {template}: {text}")
     return 0

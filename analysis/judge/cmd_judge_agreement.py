@@ -1,5 +1,6 @@
 """`python -m analysis judge-agreement A.jsonl B.jsonl`: agreement of two judges on the same samples
-(two judged.jsonl files from `python -m analysis judge`): Cohen's kappa and a confusion table per
+(two judged.jsonl files from `python -m analysis judge`): Cohen's kappa, Krippendorff's alpha and a
+confusion table per
 template, over the samples both judges scored; unscored verdicts are counted beside it."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "Cohen's kappa + confusion table between two judged.jsonl files of the same samples"
+HELP = "Cohen's kappa, Krippendorff's alpha + confusion table between two judged.jsonl files of the same samples"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"A = {result['judge_a']}\nB = {result['judge_b']}")
     for template, r in result["templates"].items():
         kappa = "n/a" if r["kappa"] is None else f"{r['kappa']:.3f}"
+        alpha = "n/a" if r["alpha"] is None else f"{r['alpha']:.3f}"
         print(f"\n[{template}] paired={r['n_paired']} both_scored={r['n_both_scored']} "
-              f"agreement={r['raw_agreement']:.3f} kappa={kappa} "
+              f"agreement={r['raw_agreement']:.3f} kappa={kappa} alpha={alpha} "
               f"unscored_a={r['n_unscored_a']} unscored_b={r['n_unscored_b']}")
         print(r["table"])
     if args.json:

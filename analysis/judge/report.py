@@ -30,7 +30,11 @@ def write_records(path: Path, verdicts: Sequence[tuple[Job, Verdict]]) -> None:
         for job, v in verdicts:
             rec = {"task": job.task, "doc_id": job.doc_id, "template": job.template,
                    "judge_id": v.judge_id, "template_version": v.template_version, "raw": v.raw,
-                   "parsed": _jsonable(v.parsed), "cached": v.cached, **job.meta}
+                   "parsed": _jsonable(v.parsed), "cached": v.cached, "scoring": v.scoring, "prompt": v.prompt,
+                   **job.meta}
+            if v.members:
+                rec["members"] = [{"judge_id": m.judge_id, "parsed": _jsonable(m.parsed), "raw": m.raw,
+                                   "error": m.error} for m in v.members]
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 

@@ -67,7 +67,8 @@ def jobs_for(task: str, sample: dict[str, Any], thoughts: bool = False) -> list[
     jobs = []
     text = j.get("answer") if j.get("answer") is not None else j.get("thought")
     if j.get("judged_by") != "rules" and (text or "").strip():
-        jobs.append(Job(task, doc_id, "answer_judgment", {"answer": text}, meta))
+        jobs.append(Job(task, doc_id, "answer_judgment", {"answer": text, "question": doc.get("question", "")}, meta))
     if thoughts and (j.get("thought") or "").strip():
-        jobs.append(Job(task, doc_id, "thought_inclination", {"thought": j["thought"]}, meta))
+        jobs.append(Job(task, doc_id, "thought_inclination", {"thought": j["thought"],
+                                                              "question": doc.get("question", "")}, meta))
     return jobs

@@ -13,21 +13,24 @@ ValueBench values; Template 5), ``csr`` (``basic_value``, ``value_description``,
 ``answer``; ConVA Table 11) and ``fluency`` (``answer``; Table 13).
 ``Verdict.parsed``: "yes"/"no"/"unsure" (``lm_eval_tasks.judge.labels``), True/False,
 [(cause, effect), ...], or None when the reply did not parse (unscored); ``.raw``, ``.judge_id``,
-``.template_version``, ``.cached``.
+``.template_version``, ``.cached``, ``.scoring``, ``.prompt``, ``.members`` (a panel's,
+``VALUE_JUDGE_PANEL``: ``lm_eval_tasks.judge.panel``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from typing import Any
 
 from lm_eval_tasks.judge.errors import JudgeError
-from lm_eval_tasks.judge.judge import Judge, Verdict
+from lm_eval_tasks.judge.judge import Judge, MemberVerdict, Verdict
 from lm_eval_tasks.judge.settings import JudgeSettings, JudgeSettingsError, load_settings
 
-__all__ = ["Judge", "JudgeError", "JudgeSettings", "JudgeSettingsError", "Verdict", "build_judge", "get_judge",
-           "load_settings", "require_judge"]
+__all__ = ["Judge", "JudgeError", "JudgeSettings", "JudgeSettingsError", "MemberVerdict", "Verdict", "build_configured",
+           "build_judge", "get_judge", "load_settings", "require_judge"]
 
-_JUDGES: dict[JudgeSettings, Judge] = {}
+_JUDGES: dict[Any, Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -37,11 +40,37 @@ def build_judge(settings: JudgeSettings, progress: bool = False) -> Judge:
     from lm_eval_tasks.judge.cache import ReplyCache
 
     cache = None if settings.no_cache else ReplyCache(settings.cache_path)
-    return Judge(make_backend(settings), cache, progress=progress)
+    judge = Judge(make_backend(settings), cache, progress=progress)
+    judge.scoring = settings.scoring or ""
+    return judge
 
 
-def get_judge(settings: JudgeSettings | None = None) -> Judge | None:
-    """The judge configured by ``settings`` or the environment (one per settings per process), or None."""
+def panel_file(env: Any = None) -> str | None:
+    return (os.environ if env is None else env).get("VALUE_JUDGE_PANEL") or None
+
+
+def build_configured(progress: bool = False) -> Any:
+    """A new judge (or panel) from the environment, or None when none is configured."""
+    panel = panel_file()
+    if panel:
+        from lm_eval_tasks.judge.panel import PanelJudge, panel_configs
+
+        return PanelJudge([build_judge(c, progress=progress) for c in panel_configs(panel)])
+    settings = load_settings()
+    return None if settings is None else build_judge(settings, progress=progress)
+
+
+def get_judge(settings: JudgeSettings | None = None) -> Any:
+    """The judge (or panel) configured by ``settings`` or the environment (one per setting per process), or None."""
+    panel = panel_file() if settings is None else None
+    if panel:
+        from lm_eval_tasks.judge.panel import PanelJudge, panel_configs
+
+        configs = tuple(panel_configs(panel))
+        with _LOCK:
+            if configs not in _JUDGES:
+                _JUDGES[configs] = PanelJudge([build_judge(c) for c in configs])
+            return _JUDGES[configs]
     settings = settings if settings is not None else load_settings()
     if settings is None:
         return None

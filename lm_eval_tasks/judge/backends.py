@@ -1,17 +1,21 @@
-"""Where replies come from: an OpenAI-compatible endpoint (``openai`` client) or a local HF model.
+"""Where replies come from: an OpenAI-compatible endpoint (``openai`` client), a local HF model
+(transformers) or an embedded GGUF judge through llama.cpp (``lm_eval_tasks.judge.llama_backend``).
 
 A backend has ``judge_id`` (recorded with every verdict; never holds a key), ``endpoint`` (part of the
 cache key), ``concurrency`` and ``complete(prompt, max_tokens) -> str`` (``VALUE_JUDGE_MAX_TOKENS``
-overrides the template's budget). Endpoint failures become one
+overrides the template's budget); local backends also have ``label_logprobs(prompt, choices) ->
+LabelScores`` (``lm_eval_tasks.judge.scoring``). Endpoint failures become one
 ``JudgeError`` sentence naming the setting to fix; transient ones (429, 5xx, timeouts, dropped
 connections) are retried by the openai client with exponential backoff first.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from lm_eval_tasks.judge.errors import JudgeError
+from lm_eval_tasks.judge.scoring import LabelScores, label_token_ids, scores_from_logprobs
 from lm_eval_tasks.judge.settings import JudgeSettings
 
 
@@ -92,7 +96,7 @@ class LocalBackend:
         from lm_eval_tasks.judge.local_model import LocalGenerator, resolve_local_model
 
         self.settings = settings
-        self._gen = LocalGenerator(resolve_local_model(settings.pretrained or "default"))
+        self._gen = LocalGenerator(resolve_local_model(settings.pretrained or "auto"))
         self.judge_id = f"local:{self._gen.name}"
         self.endpoint = f"local:{self._gen.path}"
         self.concurrency = 1
@@ -100,6 +104,25 @@ class LocalBackend:
     def complete(self, prompt: str, max_tokens: int) -> str:
         return self._gen.complete(prompt, self.settings.max_tokens or max_tokens)
 
+    def label_logprobs(self, prompt: str, choices: Sequence[tuple[Any, str]]) -> LabelScores:
+        ids = label_token_ids(self._gen.encode, choices)
+        return scores_from_logprobs(self._gen.next_token_logprobs(prompt).tolist(), ids)
+
 
 def make_backend(settings: JudgeSettings) -> Backend:
-    return LocalBackend(settings) if settings.kind == "local" else OpenAIBackend(settings)
+    if settings.kind != "local":
+        return OpenAIBackend(settings)
+    from lm_eval_tasks.judge.llama_backend import llama_available
+    from lm_eval_tasks.judge.local_model import embedded_name
+
+    name = embedded_name(settings.pretrained or "auto")
+    # auto: llama.cpp for the embedded judge model when installed; the default model stays on transformers
+    if settings.backend == "llama" or (settings.backend == "auto" and name == "judge-1.5b" and llama_available()):
+        from lm_eval_tasks.judge.llama_backend import LlamaBackend
+
+        if name is None:
+            raise JudgeError(f"VALUE_JUDGE_BACKEND=llama reads an embedded GGUF judge, and "
+                             f"VALUE_JUDGE_PRETRAINED={settings.pretrained!r} is a folder; set VALUE_JUDGE_PRETRAINED "
+                             "to judge-1.5b or default, or VALUE_JUDGE_BACKEND=transformers.")
+        return LlamaBackend(settings, name)
+    return LocalBackend(settings)

@@ -3,19 +3,38 @@
 ``judge_many`` asks the backend for the uncached prompts with up to ``concurrency`` threads and
 writes each reply to the cache the moment it arrives; when the endpoint fails, the replies already
 received stay cached and one ``JudgeError`` is raised (the run can be resumed).
+
+Per template the judge's profile (``lm_eval_tasks.judge.profiles``) picks the prompt variant and the
+scoring: ``generate`` (a reply, parsed strictly) or ``logprob`` (the label words' next-token
+log-probabilities + the profile's biases, ``lm_eval_tasks.judge.scoring``; local backends only).
+``VALUE_JUDGE_SCORING`` (or ``judge_many``'s ``profile``) overrides it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lm_eval_tasks.judge.backends import Backend
 from lm_eval_tasks.judge.cache import ReplyCache, cache_key
-from lm_eval_tasks.judge.parsers import PARSERS
-from lm_eval_tasks.judge.templates import get_template
+from lm_eval_tasks.judge.errors import JudgeError
+from lm_eval_tasks.judge.parsers import LABEL_WORDS, PARSERS
+from lm_eval_tasks.judge.profiles import TemplateProfile, load_profile
+from lm_eval_tasks.judge.scoring import LabelScores, decide
+from lm_eval_tasks.judge.templates import Template, get_template
+
+
+@dataclass(frozen=True)
+class MemberVerdict:
+    """One panel member's verdict (``error``: why it gave none)."""
+
+    judge_id: str
+    parsed: Any
+    raw: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,9 @@ class Verdict:
     template: str
     template_version: str
     cached: bool
+    scoring: str = "generate"
+    prompt: str = "paper"
+    members: tuple[MemberVerdict, ...] = ()  # a panel's verdict: each member's
 
     @property
     def scored(self) -> bool:
@@ -41,17 +63,44 @@ class Judge:
         self.progress = progress
         self.judge_id = backend.judge_id
         self.calls = 0  # backend calls made by this judge (cache hits excluded)
+        self.call_seconds = 0.0  # wall time spent waiting for those calls
+        self.scoring = ""  # VALUE_JUDGE_SCORING: "" = each template's profile decides
+        self._profile: dict[str, TemplateProfile] | None = None
+
+    def profile(self, template_name: str) -> TemplateProfile:
+        """How this judge judges ``template_name``: its profile's entry with the scoring override applied."""
+        if self._profile is None:
+            self._profile = load_profile(self.judge_id)
+        prof = self._profile.get(template_name, TemplateProfile())
+        if self.scoring and self.scoring != prof.scoring:  # the biases were fitted for the other scoring
+            prof = replace(prof, scoring=self.scoring, biases={})
+        return prof
 
     def judge(self, template_name: str, fields: Mapping[str, Any]) -> Verdict:
         return self.judge_many(template_name, [fields])[0]
 
     def judge_many(self, template_name: str, items: Sequence[Mapping[str, Any]],
-                   progress: bool | None = None) -> list[Verdict]:
-        template = get_template(template_name)
-        parse = PARSERS[template.parser]
+                   progress: bool | None = None, profile: TemplateProfile | None = None) -> list[Verdict]:
+        """Verdicts in order; ``profile`` (prompt, scoring, biases) replaces the judge's own for this call."""
+        prof = profile or self.profile(template_name)
+        template = get_template(template_name, prof.prompt)
+        if prof.scoring == "logprob":
+            if not hasattr(self.backend, "label_logprobs") or template.parser not in LABEL_WORDS:
+                raise JudgeError(f"judge {self.judge_id} cannot score template {template_name!r} by "
+                                 "log-probabilities (an endpoint, or a template without label words); set "
+                                 "VALUE_JUDGE_SCORING=generate.")
+            choices = LABEL_WORDS[template.parser]
+
+            def parse(raw: str, fields: Mapping[str, Any]) -> Any:
+                scores = LabelScores.from_raw(raw)
+                return None if scores is None else decide(scores, choices, prof.biases)
+        else:
+            choices = ()
+            parse = PARSERS[template.parser]
+        endpoint = self.backend.endpoint + ("#logprob" if prof.scoring == "logprob" else "")
         full = [template.with_defaults(f) for f in items]
         prompts = [template.render(f) for f in full]
-        keys = [cache_key(self.judge_id, self.backend.endpoint, template.version, p) for p in prompts]
+        keys = [cache_key(self.judge_id, endpoint, template.version, p) for p in prompts]
         raws: list[str | None] = [None] * len(prompts)
         cached = [False] * len(prompts)
         todo: dict[str, list[int]] = {}  # one call per distinct prompt
@@ -62,17 +111,17 @@ class Judge:
             else:
                 todo.setdefault(key, []).append(i)
         if todo:
-            self._ask(template.version, template.max_tokens, prompts, todo, raws, progress)
+            self._ask(template, endpoint, choices, prompts, todo, raws, progress)
 
         def verdict(i: int) -> Verdict:
             raw = raws[i] or ""
             return Verdict(parse(raw, full[i]), raw, self.judge_id, template.name, template.version,
-                           cached[i])
+                           cached[i], prof.scoring, template.variant)
 
         return [verdict(i) for i in range(len(prompts))]
 
-    def _ask(self, version: str, max_tokens: int, prompts: list[str], todo: dict[str, list[int]],
-             raws: list[str | None], progress: bool | None) -> None:
+    def _ask(self, template: Template, endpoint: str, choices: Sequence[tuple[Any, str]], prompts: list[str],
+             todo: dict[str, list[int]], raws: list[str | None], progress: bool | None) -> None:
         from tqdm.auto import tqdm
 
         show = self.progress if progress is None else progress
@@ -80,12 +129,16 @@ class Judge:
 
         def one(key: str) -> tuple[str, str]:
             prompt = prompts[todo[key][0]]
-            raw = self.backend.complete(prompt, max_tokens)
+            if choices:
+                raw = self.backend.label_logprobs(prompt, choices).to_raw()  # type: ignore[attr-defined]
+            else:
+                raw = self.backend.complete(prompt, template.max_tokens)
             if self.cache is not None:  # write now: a killed run keeps it
-                self.cache.put(key, self.judge_id, self.backend.endpoint, version, prompt, raw)
+                self.cache.put(key, self.judge_id, endpoint, template.version, prompt, raw)
             return key, raw
 
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.backend.concurrency, len(todo))))
+        start = time.perf_counter()
         try:
             futures = [pool.submit(one, k) for k in todo]
             pending = set(futures)
@@ -103,4 +156,5 @@ class Judge:
                     bar.update(1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            self.call_seconds += time.perf_counter() - start
             bar.close()

@@ -159,3 +159,11 @@ PARSERS: dict[str, Callable[[str, Mapping[str, Any] | None], Any]] = {
     "true_false": parse_true_false,
     "edges": parse_edges,
 }
+
+# For scoring by next-token log-probabilities (lm_eval_tasks.judge.scoring): each parser's labels and the
+# words that start a reply giving that label (each also tried with a leading space and in lowercase).
+LABEL_WORDS: dict[str, tuple[tuple[Any, str], ...]] = {
+    "yes_no_unsure": (("yes", "Yes"), ("no", "No"), ("unsure", "Unsure")),
+    "yes_no_bool": ((True, "Yes"), (False, "No")),
+    "true_false": ((True, "True"), (False, "False")),
+}

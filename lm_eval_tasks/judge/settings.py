@@ -7,8 +7,19 @@ lowercase without the ``VALUE_JUDGE_`` prefix, e.g. ``base_url: http://127.0.0.1
 - ``VALUE_JUDGE_MODEL``      the model name at that endpoint (default ``gpt-4o``, as in the papers)
 - ``VALUE_JUDGE_API_KEY``    its key; **only** from the environment (a key in the file is an error)
 - ``VALUE_JUDGE_KIND``       ``openai`` (default when a base URL is set) or ``local``
-- ``VALUE_JUDGE_PRETRAINED`` the local judge's HF folder, or ``default`` (the embedded default model);
-                             set alone (no base URL), it selects the local judge
+- ``VALUE_JUDGE_PRETRAINED`` the local judge: ``auto`` (the default: the embedded 1.5B judge when the
+                             ``judge-model`` extra is installed, else ``default``), ``judge-1.5b``
+                             (Qwen2.5-Coder-1.5B-Instruct), ``default`` (the embedded 0.5B default model)
+                             or a HF folder; set alone (no base URL), it selects the local judge
+- ``VALUE_JUDGE_BACKEND``    the local judge's engine: ``auto`` (llama.cpp for ``judge-1.5b`` when
+                             ``llama-cpp-python`` is installed, else transformers), ``llama`` (an embedded
+                             model's GGUF) or ``transformers``
+- ``VALUE_JUDGE_THREADS``    CPU threads of the llama.cpp backend (default: all cores)
+- ``VALUE_JUDGE_SCORING``    ``generate`` or ``logprob`` for every template (default: per template, as the
+                             judge's profile says, see ``lm_eval_tasks.judge.profiles``; ``VALUE_JUDGE_PROFILE``
+                             names a profile file)
+- ``VALUE_JUDGE_PANEL``      a YAML/JSON file listing several judges (``lm_eval_tasks.judge.panel``): the
+                             verdict is their majority
 - ``VALUE_JUDGE_CONCURRENCY`` (8), ``VALUE_JUDGE_TIMEOUT`` seconds (60), ``VALUE_JUDGE_MAX_RETRIES`` (4;
   the openai client retries 408/409/429/5xx, timeouts and dropped connections with exponential
   backoff), ``VALUE_JUDGE_MAX_TOKENS`` (default: per template, 16 for
@@ -34,9 +45,12 @@ from lm_eval_tasks.resources import cache_root
 
 PREFIX = "VALUE_JUDGE_"
 KINDS = ("openai", "local")
-_INT = {"concurrency": (1, 256), "max_retries": (0, 20), "max_tokens": (1, 32768)}
+BACKENDS = ("auto", "llama", "transformers")
+SCORINGS = ("generate", "logprob")
+_CHOICES = {"backend": BACKENDS, "scoring": SCORINGS}
+_INT = {"concurrency": (1, 256), "max_retries": (0, 20), "max_tokens": (1, 32768), "threads": (1, 512)}
 _FLOAT = {"timeout": (0.1, 3600.0), "temperature": (0.0, 2.0)}
-_STR = ("base_url", "model", "kind", "pretrained", "cache")
+_STR = ("base_url", "model", "kind", "pretrained", "cache", "backend", "scoring")
 _BOOL = ("no_cache",)
 
 
@@ -58,6 +72,9 @@ class JudgeSettings:
     temperature: float = 0.0
     cache: str | None = None
     no_cache: bool = False
+    backend: str = "auto"
+    threads: int | None = None
+    scoring: str | None = None  # None: each template's profile decides
 
     def __repr__(self) -> str:  # never the key, nor credentials inside the base URL
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "base_url")}
@@ -163,12 +180,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> JudgeSettings | None:
     if kind not in KINDS:
         raise JudgeSettingsError(f"VALUE_JUDGE_KIND={kind!r} is not one of {list(KINDS)}; fix VALUE_JUDGE_KIND.")
     values["kind"] = kind
+    for name, allowed in _CHOICES.items():
+        if name in values and str(values[name]).lower() not in allowed:
+            env_name = PREFIX + name.upper()
+            raise JudgeSettingsError(f"{env_name}={values[name]!r} is not one of {list(allowed)}; fix {env_name}.")
+        if name in values:
+            values[name] = str(values[name]).lower()
     if kind == "openai" and not values.get("base_url"):
         raise JudgeSettingsError(
             "VALUE_JUDGE_KIND=openai needs an endpoint; set VALUE_JUDGE_BASE_URL (e.g. "
             "https://api.openai.com/v1 or http://127.0.0.1:8000/v1)."
         )
     if kind == "local":
-        values.setdefault("pretrained", "default")
+        values.setdefault("pretrained", "auto")
         values.setdefault("concurrency", 1)
     return JudgeSettings(**values)

@@ -150,7 +150,7 @@ def agreeing_choice(doc: dict[str, Any]) -> int:
 def a1_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Filter: A.1 judgment of every generation (judge called once for all undecided answers)."""
     outputs = [r[0] if r else "" for r in resps]
-    judged = judge_outputs(outputs)
+    judged = judge_outputs(outputs, [d.get("question", "") for d in docs])
     for out, j in zip(outputs, judged, strict=True):
         j["output"] = out
     return judged
