@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -48,10 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     jobs = [job for task, s in samples for job in jobs_for(task, s, thoughts=args.thoughts)]
-    if args.no_cache:
-        os.environ["VALUE_JUDGE_NO_CACHE"] = "1"  # for every member of a panel too
     try:
-        judge = build_configured(progress=True)
+        judge = build_configured(progress=True, no_cache=args.no_cache)
     except (JudgeSettingsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

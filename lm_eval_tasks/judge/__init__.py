@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from typing import Any
 
 from lm_eval_tasks.judge.errors import JudgeError
@@ -49,15 +50,22 @@ def panel_file(env: Any = None) -> str | None:
     return (os.environ if env is None else env).get("VALUE_JUDGE_PANEL") or None
 
 
-def build_configured(progress: bool = False) -> Any:
-    """A new judge (or panel) from the environment, or None when none is configured."""
+def build_configured(progress: bool = False, no_cache: bool = False) -> Any:
+    """A new judge (or panel) from the environment, or None when none is configured.
+
+    ``no_cache=True`` bypasses the reply cache for this judge (every member of a panel), as
+    ``VALUE_JUDGE_NO_CACHE=1`` would, without touching the process environment.
+    """
     panel = panel_file()
     if panel:
         from lm_eval_tasks.judge.panel import PanelJudge, panel_configs
 
-        return PanelJudge([build_judge(c, progress=progress) for c in panel_configs(panel)])
+        configs = [replace(c, no_cache=True) if no_cache else c for c in panel_configs(panel)]
+        return PanelJudge([build_judge(c, progress=progress) for c in configs])
     settings = load_settings()
-    return None if settings is None else build_judge(settings, progress=progress)
+    if settings is None:
+        return None
+    return build_judge(replace(settings, no_cache=True) if no_cache else settings, progress=progress)
 
 
 def get_judge(settings: JudgeSettings | None = None) -> Any:
