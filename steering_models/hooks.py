@@ -129,17 +129,20 @@ class SteeringRuntime:
 
     @contextmanager
     def call(self, input_ids: torch.Tensor, layouts: list[RowLayout], phase: str,
-             start: int = 0) -> Iterator[CallContext | None]:
-        """Steer every forward pass inside this block; ``phase`` is "score" or "generate".
+             start: int = 0, state: dict[str, Any] | None = None) -> Iterator[CallContext | None]:
+        """Steer every forward pass inside this block; ``phase`` is "score", "generate" or "decode".
 
         ``input_ids`` are the rows' whole inputs; the first forward pass covers columns from ``start``
         on (``start > 0``: the columns before it were run earlier, e.g. a shared prefix in a KV cache).
+        "decode" (steering_models.generation): every forward pass is a decoding step of rows whose
+        prompts ran in an earlier call, whose per-row decisions (``CallContext.state``) are ``state``.
         """
         if not self.bound:
             yield None
             return
         assert self.blocks is not None
-        ctx = CallContext("score" if phase == "score" else "prefill", input_ids.cpu(), layouts)
+        first = {"score": "score", "generate": "prefill", "decode": "decode"}[phase]
+        ctx = CallContext(first, input_ids.cpu(), layouts, state=state if state is not None else {})
         row_config = torch.tensor([lay.config for lay in layouts])
         per_row = len(self.specs) > 1
         # one mask per (selector, config), evaluated only on that config's rows (a `match` text need not

@@ -89,6 +89,10 @@ class SteeringOp(abc.ABC):
     """Base class of steering operations (see the module docstring)."""
 
     name: ClassVar[str]
+    # True when the op's change at a position depends on that position's hidden state alone (not on other
+    # positions, nor on per-call decisions such as a gate): a prompt prefix run alone is then steered
+    # exactly as inside the whole row, so its KV cache can be shared (generation's shared prefix)
+    position_local: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -171,6 +175,7 @@ class AddOp(SteeringOp):
     """``hidden += strength * vector`` (``normalize: true`` first scales the vector to unit norm)."""
 
     name = "add"
+    position_local = True
 
     def __init__(self, source: VectorSource | _SAEFeature, strength: float, normalize: bool) -> None:
         self.source, self.strength, self.normalize = source, strength, normalize
@@ -227,6 +232,7 @@ class _FeatureEditOp(SteeringOp):
     """Set an SAE feature to ``new(f_old)`` and add only ``(f_new - f_old) * W_dec[feature]``."""
 
     param: ClassVar[str]
+    position_local = True
 
     def __init__(self, source: _SAEFeature, amount: float) -> None:
         self.source, self.amount = source, amount

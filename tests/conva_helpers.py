@@ -12,9 +12,10 @@ from steering_models.conva.identity import model_identity
 
 
 def make_artifact(model_dir: Path, out: Path, value: str = "power", layers: list[int] | None = None,
-                  b: float = 0.0, gate_b: float = 50.0, seed: int = 7) -> Path:
+                  b: float = 0.0, gate_b: float = 50.0, seed: int = 7, gate_w: float = 0.0) -> Path:
     """An artifact for the model in ``model_dir`` with random unit w per layer, bias ``b``, and a
-    probe gate that is always open (gate_b=+50) or always shut (gate_b=-50)."""
+    probe gate that is always open (gate_b=+50) or always shut (gate_b=-50); ``gate_w`` > 0 gives the
+    gate random weights of that norm instead (with gate_b=0 it opens for some prompts, not others)."""
     config = AutoConfig.from_pretrained(str(model_dir))
     n, d = config.num_hidden_layers, config.hidden_size
     gen = torch.Generator().manual_seed(seed)
@@ -23,7 +24,7 @@ def make_artifact(model_dir: Path, out: Path, value: str = "power", layers: list
     tensors = {
         "w": w, "b": torch.full((n,), b), "v": w / w.norm(dim=-1, keepdim=True),
         "train_acc": torch.ones(n), "test_acc": torch.ones(n), "caa": torch.zeros(n, d),
-        "gate_w": torch.zeros(n, d), "gate_b": torch.full((n,), gate_b), "gate_test_acc": torch.ones(n),
+        "gate_w": gate_w * torch.nn.functional.normalize(torch.randn(n, d, generator=gen), dim=-1), "gate_b": torch.full((n,), gate_b), "gate_test_acc": torch.ones(n),
     }
     art = artifacts.Artifact(value, layers if layers is not None else list(range(n)),
                              model_identity(config), "synthetic", tensors, {"pooling": "last"})

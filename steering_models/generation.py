@@ -1,0 +1,383 @@
+"""Greedy generation in ragged batches: rows leave the batch when they finish, waiting rows take their place.
+
+``RaggedGenerator(model, tokenizer, steering).generate(rows)`` continues every ``GenRow`` (prompt tokens,
+``max_new_tokens``, stop strings, steering config) greedily and returns each row's new tokens. HF
+``generate`` decodes a batch until its longest row ends; here a row that emits an EOS token, a stop string
+or its last allowed token leaves the batch at once, and when ``refill`` slots are free the next waiting rows
+are prefilled and join the running batch.
+
+Batch layout: the running batch is one transformers ``DynamicCache`` (built without the model's config, so
+every layer is a plain full-attention ``DynamicLayer`` whose tensors can be cut and joined), ``B`` rows by
+``C`` columns, with a ``[B, C]`` mask of the columns that hold each row's tokens and each row's next
+position id. Rows need not occupy the same columns: position ids are passed explicitly (the real-token
+index, as HF ``generate`` derives them from a left-padded mask) and attention skips masked columns.
+Entering rows are prefilled in a pass of their own (right-padded, so no real token attends to padding),
+and their cache joins the running one right-aligned (the narrower side padded on the left); when rows
+leave, the leading columns no remaining row uses are cut off, so the cache stays as wide as its widest
+live row however long the run.
+
+Steering: each prefill pass and each decoding step is one ``SteeringRuntime.call``. Prefill passes carry
+the entering rows' ``RowLayout`` (with each row's config), so ``all``/``prompt``/``last``/``match`` masks are
+built as in any call; decoding steps are phase "decode", where a new token is steered iff its config's
+selector covers generated tokens. Per-prompt decisions (ConVA's gate, kept in ``CallContext.state`` as one
+entry per row) are kept per row and follow the row through every change of the batch. Only the
+interventions of the configs present in a pass are hooked.
+
+Shared prefix (``share_prefix``): entering rows of one config whose ops are all position-local
+(``SteeringOp.position_local``: add, scale_feature, clamp_feature) and whose prompts share at least
+``min_shared_prefix`` tokens (one role's questionnaire preamble) run that prefix once (batch of one),
+repeat its KV cache for every row, and run only their remaining tokens against it. The prefix ends before
+each row's last prompt token and before the first column where the rows' steering masks differ, so every
+position is steered exactly as in a whole-row pass.
+
+Exactness: the tokens equal HF greedy ``generate``'s (tests/test_generation.py: tiny Llama/Gemma, float32,
+every op and selector, ragged and prefix on/off); batch composition and padding change float summation
+order only. Greedy only: sampling, beams and logits processors stay with HF ``generate``
+(``steering_models.gen_requests`` falls back to it). A sliding-window model (Gemma-2) is run with full
+caches and its sliding mask over columns, as HF ``generate`` does for a left-padded batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from steering_models.hooks import CallContext, RowLayout, SteeringRuntime, _prompt_mask
+
+
+@dataclass(frozen=True)
+class GenRow:
+    """One prompt to continue greedily."""
+
+    prompt: tuple[int, ...]  # real prompt tokens (no padding)
+    max_new_tokens: int
+    config: int = 0  # which of the steering runtime's specs steers this row
+    stop: tuple[str, ...] = ()  # the row ends once its new text contains one of these
+
+
+@dataclass
+class GenStats:
+    """What a generator ran (for benchmarks and tests)."""
+
+    prompt_tokens: int = 0  # prompt tokens of the rows generated for
+    prefill_tokens: int = 0  # prompt columns run (a shared prefix counts once; padding not counted)
+    shared_prefixes: int = 0  # prefix passes whose KV cache served several rows
+    decode_steps: int = 0  # forward passes of one new token per row
+    decode_rows: int = 0  # rows summed over decoding steps
+    new_tokens: int = 0  # tokens returned
+    joins: int = 0  # times entering rows joined a running batch
+
+
+@dataclass
+class _Live:
+    """A row in the running batch."""
+
+    index: int
+    row: GenRow
+    tokens: list[int] = field(default_factory=list)  # new tokens; the last is not yet fed to the model
+
+
+class _Batch:
+    """Running rows: their KV cache, which cache columns are theirs, next position ids, per-row steering state."""
+
+    def __init__(self, live: list[_Live], cache: DynamicCache, mask: torch.Tensor, pos: torch.Tensor,
+                 state: dict[str, Any]) -> None:
+        self.live, self.cache, self.mask, self.pos, self.state = live, cache, mask, pos, state
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def keep(self, idx: list[int]) -> None:
+        """Keep only rows ``idx``; cut the leading columns no kept row uses."""
+        sel = torch.tensor(idx, dtype=torch.long)
+        self.live = [self.live[i] for i in idx]
+        self.mask, self.pos = self.mask[sel], self.pos[sel]
+        self.state = {k: (None if v is None else v[sel]) for k, v in self.state.items()}
+        used = self.mask.any(dim=0)
+        lead = int(used.float().argmax()) if bool(used.any()) else self.mask.shape[1]
+        self.mask = self.mask[:, lead:]
+        dev_sel = sel.to(self.cache.layers[0].keys.device)
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[dev_sel, :, lead:]
+            layer.values = layer.values[dev_sel, :, lead:]
+
+    def join(self, other: _Batch) -> None:
+        """Append ``other``'s rows, right-aligning both caches (the narrower padded on the left)."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+
+        def left_pad(t: torch.Tensor, cols: int, dim: int) -> torch.Tensor:
+            if cols == width:
+                return t
+            pad = [0, 0] * (t.dim() - 1 - dim) + [width - cols, 0]
+            return F.pad(t, pad)
+
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            ca, cb = mine.keys.shape[2], theirs.keys.shape[2]
+            mine.keys = torch.cat([left_pad(mine.keys, ca, 2), left_pad(theirs.keys, cb, 2)])
+            mine.values = torch.cat([left_pad(mine.values, ca, 2), left_pad(theirs.values, cb, 2)])
+        self.mask = torch.cat([left_pad(self.mask, self.mask.shape[1], 1),
+                               left_pad(other.mask, other.mask.shape[1], 1)])
+        self.pos = torch.cat([self.pos, other.pos])
+        state: dict[str, Any] = {}
+        for key in {*self.state, *other.state}:
+            a, b = self.state.get(key), other.state.get(key)
+            if a is None and b is None:
+                state[key] = None
+                continue
+            ref = a if a is not None else b
+            # a row whose pass did not hook this op belongs to another config: the op never reads its entry
+            a = a if a is not None else torch.zeros((len(self), *ref.shape[1:]), dtype=ref.dtype)
+            b = b if b is not None else torch.zeros((len(other), *ref.shape[1:]), dtype=ref.dtype)
+            state[key] = torch.cat([a, b])
+        self.state = state
+        self.live = self.live + other.live
+
+
+class RaggedGenerator:
+    """Greedy decoding of many prompts, ``batch_size`` rows at a time, refilled as rows finish (module docstring).
+
+    ``ragged=False`` admits new rows only when the whole batch has finished (static batches, as HF
+    ``generate`` batches; finished rows still stop costing compute). ``refill``: free slots that trigger
+    admitting waiting rows (default a quarter of the batch: each join copies the running cache once).
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, steering: SteeringRuntime | None = None, *,
+                 batch_size: int = 32, eos_token_ids: Sequence[int] = (), pad_token_id: int = 0,
+                 ragged: bool = True, refill: int | None = None, share_prefix: bool = True,
+                 min_shared_prefix: int = 16, autocast: Callable[[], Any] = nullcontext) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        self.model, self.tokenizer, self.steering = model, tokenizer, steering
+        self.batch_size, self.ragged = batch_size, ragged
+        self.refill = max(1, refill if refill is not None else batch_size // 4)
+        self.eos = frozenset(int(t) for t in eos_token_ids)
+        self.pad = int(pad_token_id)
+        self.share_prefix, self.min_shared_prefix = share_prefix, max(1, min_shared_prefix)
+        self.autocast = autocast
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._takes_keep = "logits_to_keep" in params
+        self.device = next(model.parameters()).device
+        self.stats = GenStats()
+        self._lookback: dict[tuple[str, ...], int] = {}
+
+    # ------------------------------------------------------------------ public
+    def generate(self, rows: Sequence[GenRow], on_done: Callable[[int, list[int]], None] | None = None
+                 ) -> list[list[int]]:
+        """Each row's new tokens (the EOS token included when one ended it; stop strings are not cut)."""
+        out: list[list[int] | None] = [None] * len(rows)
+        for i, row in enumerate(rows):
+            if not row.prompt:
+                raise ValueError(f"generation row {i} has an empty prompt: every prompt needs at least one "
+                                 "token. Give the request a non-empty context.")
+            if row.max_new_tokens <= 0:
+                out[i] = []
+        order = sorted((i for i in range(len(rows)) if out[i] is None),
+                       key=lambda i: (rows[i].config, rows[i].prompt))
+        waiting = deque(order)
+        batch: _Batch | None = None
+
+        def finish(b: _Batch) -> _Batch | None:
+            keep = []
+            for j, lv in enumerate(b.live):
+                if self._finished(lv):
+                    out[lv.index] = lv.tokens
+                    self.stats.new_tokens += len(lv.tokens)
+                    if on_done is not None:
+                        on_done(lv.index, lv.tokens)
+                else:
+                    keep.append(j)
+            if not keep:
+                return None
+            if len(keep) < len(b):
+                b.keep(keep)
+            return b
+
+        while waiting or batch is not None:
+            free = self.batch_size - (len(batch) if batch is not None else 0)
+            if waiting and (batch is None or (self.ragged and free >= min(self.refill, len(waiting)))):
+                take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                entering = self._prefill([(i, rows[i]) for i in take])
+                entering = finish(entering)
+                if entering is not None:
+                    if batch is None:
+                        batch = entering
+                    else:
+                        batch.join(entering)
+                        self.stats.joins += 1
+                continue
+            assert batch is not None
+            self._step(batch)
+            batch = finish(batch)
+        return [o if o is not None else [] for o in out]
+
+    # ------------------------------------------------------------------ one forward pass
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: DynamicCache,
+                 keep: int | list[int]) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device).long(),
+                                  "position_ids": pos.to(self.device), self._cache_arg: cache, "use_cache": True}
+        if self._takes_keep:
+            kwargs["logits_to_keep"] = keep if isinstance(keep, int) else torch.tensor(keep, device=self.device)
+        logits = self.model(**kwargs).logits
+        if not self._takes_keep:
+            logits = logits[:, -keep:] if isinstance(keep, int) else logits[:, keep]
+        return logits
+
+    @contextmanager
+    def _hooked(self, configs: set[int], input_ids: torch.Tensor, layouts: list[RowLayout], phase: str,
+                start: int = 0, state: dict[str, Any] | None = None) -> Iterator[CallContext | None]:
+        """A steering call with only the interventions of ``configs`` hooked."""
+        if self.steering is None:
+            yield None
+            return
+        bound = self.steering.bound
+        self.steering.bound = [b for b in bound if b[4] in configs]
+        try:
+            with self.steering.call(input_ids, layouts, phase, start=start, state=state) as ctx:
+                yield ctx
+        finally:
+            self.steering.bound = bound
+
+    def _step(self, batch: _Batch) -> None:
+        ids = torch.tensor([[lv.tokens[-1]] for lv in batch.live], dtype=torch.long)
+        batch.mask = torch.cat([batch.mask, torch.ones(len(batch), 1, dtype=torch.bool)], dim=1)
+        layouts = [RowLayout(0, 0, 0, lv.row.config) for lv in batch.live]
+        configs = {lv.row.config for lv in batch.live}
+        with torch.no_grad(), self.autocast(), \
+                self._hooked(configs, ids[:, :0], layouts, "decode", state=batch.state):
+            logits = self._forward(ids, batch.mask, batch.pos.unsqueeze(1), batch.cache, 1)
+        batch.pos = batch.pos + 1
+        for lv, tok in zip(batch.live, logits[:, -1].argmax(dim=-1).tolist(), strict=True):
+            lv.tokens.append(int(tok))
+        self.stats.decode_steps += 1
+        self.stats.decode_rows += len(batch)
+
+    # ------------------------------------------------------------------ prefill of entering rows
+    def _prefill(self, entering: list[tuple[int, GenRow]]) -> _Batch:
+        plain: list[tuple[int, GenRow]] = []
+        parts: list[_Batch] = []
+        for group in self._prefix_groups(entering):
+            prefix = self._shared_prefix(group)
+            if prefix:
+                parts.append(self._run(group, prefix))
+            else:
+                plain.extend(group)
+        if plain:
+            parts.insert(0, self._run(plain, 0))
+        batch = parts[0]
+        for part in parts[1:]:
+            batch.join(part)
+        for _, row in entering:
+            self.stats.prompt_tokens += len(row.prompt)
+        return batch
+
+    def _position_local(self, config: int) -> bool:
+        if self.steering is None:
+            return True
+        return all(iv.op.position_local for iv in self.steering.specs[config].interventions)
+
+    def _prefix_groups(self, entering: list[tuple[int, GenRow]]) -> list[list[tuple[int, GenRow]]]:
+        """Runs of neighbours (sorted by config, prompt) of one position-local config sharing a long prefix."""
+        if not self.share_prefix:
+            return [[e] for e in entering]
+        groups: list[list[tuple[int, GenRow]]] = []
+        for item in sorted(entering, key=lambda e: (e[1].config, e[1].prompt)):
+            if groups:
+                head = groups[-1][0][1]
+                if head.config == item[1].config and self._position_local(head.config) \
+                        and _common_prefix(head.prompt, item[1].prompt) >= self.min_shared_prefix:
+                    groups[-1].append(item)
+                    continue
+            groups.append([item])
+        return groups
+
+    def _shared_prefix(self, group: list[tuple[int, GenRow]]) -> int:
+        """Columns the group can take from one prefix pass (0: none): the common prefix, before every row's
+        last prompt token and before the first column where a selector of the config marks rows differently."""
+        if len(group) < 2:
+            return 0
+        rows = [r for _, r in group]
+        prefix = min(_common_prefix(rows[0].prompt, r.prompt) for r in rows)
+        prefix = min([prefix] + [len(r.prompt) - 1 for r in rows])
+        if self.steering is not None and prefix >= self.min_shared_prefix:
+            config = rows[0].config
+            selectors = {b[2] for b in self.steering.bound if b[4] == config}
+            if selectors:
+                ids, _ = _right_padded(rows, self.pad)
+                probe = CallContext("prefill", ids, [RowLayout(0, len(r.prompt), len(r.prompt)) for r in rows])
+                for pos in selectors:
+                    mask = _prompt_mask(pos, probe, self.tokenizer)[:, :prefix]
+                    differs = (mask != mask[:1]).any(dim=0).nonzero()
+                    if len(differs):
+                        prefix = int(differs[0])
+        return prefix if prefix >= self.min_shared_prefix else 0
+
+    def _run(self, group: list[tuple[int, GenRow]], prefix: int) -> _Batch:
+        """Prefill ``group`` (right-padded; its first ``prefix`` columns once, shared) -> a batch with each
+        row's first new token."""
+        rows = [r for _, r in group]
+        n = len(rows)
+        ids, mask = _right_padded(rows, self.pad)
+        width = ids.shape[1]
+        layouts = [RowLayout(0, len(r.prompt), len(r.prompt), r.config) for r in rows]
+        configs = {r.config for r in rows}
+        cache = DynamicCache()
+        with torch.no_grad(), self.autocast():
+            if prefix:
+                with self._hooked(configs, ids[:1], layouts[:1], "generate"):
+                    self._forward(ids[:1, :prefix], mask[:1, :prefix], torch.arange(prefix).unsqueeze(0), cache, 1)
+                cache.batch_repeat_interleave(n)
+                self.stats.shared_prefixes += 1
+            cols = sorted({len(r.prompt) - 1 - prefix for r in rows})
+            pos = torch.arange(prefix, width).unsqueeze(0).expand(n, -1)
+            with self._hooked(configs, ids, layouts, "generate", start=prefix) as ctx:
+                logits = self._forward(ids[:, prefix:], mask, pos, cache, cols)
+            state = dict(ctx.state) if ctx is not None else {}
+        self.stats.prefill_tokens += prefix + sum(len(r.prompt) - prefix for r in rows)
+        for key, value in state.items():
+            if value is not None and not (isinstance(value, torch.Tensor) and value.shape[:1] == (n,)):
+                raise RuntimeError(f"steering state {key!r} is not one entry per row (got "
+                                   f"{type(value).__name__}); ragged generation cannot carry it across batches.")
+        where = {c: j for j, c in enumerate(cols)}
+        first = logits[torch.arange(n), [where[len(r.prompt) - 1 - prefix] for r in rows]].argmax(dim=-1).tolist()
+        live = [_Live(i, r, [int(t)]) for (i, r), t in zip(group, first, strict=True)]
+        return _Batch(live, cache, mask, torch.tensor([len(r.prompt) for r in rows], dtype=torch.long),
+                      {k: (None if v is None else v.cpu()) for k, v in state.items()})
+
+    # ------------------------------------------------------------------ when a row is done
+    def _finished(self, lv: _Live) -> bool:
+        if lv.tokens[-1] in self.eos or len(lv.tokens) >= lv.row.max_new_tokens:
+            return True
+        stop = lv.row.stop
+        if not stop:
+            return False
+        if stop not in self._lookback:  # as lm-eval's stop criterion: the stop's token length + 2
+            self._lookback[stop] = max(len(self.tokenizer.encode(s, add_special_tokens=False)) for s in stop) + 2
+        tail = self.tokenizer.decode(lv.tokens[-self._lookback[stop]:], skip_special_tokens=False)
+        return any(s in tail for s in stop)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _right_padded(rows: Sequence[GenRow], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r.prompt) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, :len(r.prompt)] = torch.tensor(r.prompt, dtype=torch.long)
+        mask[i, :len(r.prompt)] = True
+    return ids, mask
