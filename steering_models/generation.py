@@ -40,6 +40,7 @@ caches and its sliding mask over columns, as HF ``generate`` does for a left-pad
 from __future__ import annotations
 
 import inspect
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -74,6 +75,8 @@ class GenStats:
     decode_rows: int = 0  # rows summed over decoding steps
     new_tokens: int = 0  # tokens returned
     joins: int = 0  # times entering rows joined a running batch
+    prefill_s: float = 0.0  # wall time in prefill passes (joins included)
+    decode_s: float = 0.0  # wall time in decoding steps
 
 
 @dataclass
@@ -205,6 +208,7 @@ class RaggedGenerator:
             free = self.batch_size - (len(batch) if batch is not None else 0)
             if waiting and (batch is None or (self.ragged and free >= min(self.refill, len(waiting)))):
                 take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                t0 = time.perf_counter()
                 entering = self._prefill([(i, rows[i]) for i in take])
                 entering = finish(entering)
                 if entering is not None:
@@ -213,10 +217,13 @@ class RaggedGenerator:
                     else:
                         batch.join(entering)
                         self.stats.joins += 1
+                self.stats.prefill_s += time.perf_counter() - t0
                 continue
             assert batch is not None
+            t0 = time.perf_counter()
             self._step(batch)
             batch = finish(batch)
+            self.stats.decode_s += time.perf_counter() - t0
         return [o if o is not None else [] for o in out]
 
     # ------------------------------------------------------------------ one forward pass
