@@ -151,3 +151,19 @@ def test_sampling_requests_go_to_hf_generate(tiny_llama_dir):
 def test_bad_engine_name_is_one_sentence(tiny_llama_dir):
     with pytest.raises(SpecError, match=r"`gen_engine`='fast' is not a generation engine: expected ragged or hf"):
         SteeredHFLM(pretrained=str(tiny_llama_dir), device="cpu", gen_engine="fast")
+
+
+def test_mixed_sweep_generations_equal_each_config_alone(specs, reference, tiny_model_dir):
+    """All configs' rows in one ragged batch (SweepLM) give each config's HF ``generate`` answers."""
+    from steering_models.sweep.lm import SweepLM
+
+    names = list(specs)
+    sweep = SweepLM(pretrained=str(tiny_model_dir), specs=[specs[n] for n in names], device="cpu", batch_size=8)
+    wave = range(len(names))
+    for k, name in enumerate(names):
+        sweep.select(k, wave)
+        assert sweep.generate_until(requests(), disable_tqdm=True) == reference[name], name
+    stats = sweep.generator().stats
+    assert stats.new_tokens > 0 and stats.joins > 0 and stats.shared_prefixes > 0
+    # rows of several configs decoded in the same steps: fewer steps than the configs' own runs would take
+    assert stats.decode_steps < stats.decode_rows / 4

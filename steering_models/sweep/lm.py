@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from steering_models.default_model import resolve_pretrained
 from steering_models.errors import SpecError
+from steering_models.gen_requests import engine_supports, generate_texts, model_blocks_engine
 from steering_models.hooks import RowLayout, SteeringRuntime, find_blocks, generation_layouts
 from steering_models.lm import SteeredHFLM, _model_config
 from steering_models.spec import SteerSpec
@@ -430,6 +431,20 @@ class SweepLM(SteeredHFLM):
         return out
 
     def _generate(self, todo: dict[int, dict[GenKey, tuple[str, dict]]], disable_tqdm: bool) -> None:
+        items = [(config, context, kwargs) for config, entries in todo.items()
+                 for context, kwargs in entries.values()]
+        if self.gen_engine == "ragged" and not model_blocks_engine(self.model.generation_config) \
+                and all(engine_supports(kwargs) for _, _, kwargs in items):
+            # every config's rows in one ragged batch (steering_models.generation); no shared trunk yet
+            self.generator().share_prefix = self.share_prefix
+            with tqdm(total=len(items), disable=disable_tqdm or self.rank != 0,
+                      desc=f"Sweep generate_until ({len(todo)} configs, ragged)") as pbar:
+                texts = generate_texts(self, items, self.generator(), pbar=pbar)
+            for (config, key), text in zip(((c, k) for c, entries in todo.items() for k in entries), texts,
+                                           strict=True):
+                self._gen[config][key] = text
+            self.forward_rows += len(items)
+            return
         by_kwargs: dict[str, list[tuple[int, GenKey, str, dict]]] = {}
         for config, items in todo.items():
             for key, (context, kwargs) in items.items():
