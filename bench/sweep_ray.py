@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_vs_naive import TASK, loglikelihoods, read_samples, tiny_model, vector_sweep  # noqa: E402
+from sweep_vs_naive import TASKS, loglikelihoods, read_samples, tiny_model, vector_sweep  # noqa: E402
 
 
 def main() -> None:
@@ -99,7 +99,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"ray {ray.__version__}; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(f"model {pretrained if args.pretrained else 'tiny random Llama'} ({config.num_hidden_layers} layers, "
-          f"d_model {d_model}); task {TASK}, num_roles={args.num_roles}, limit={args.limit:g} per value; {n} configs, "
+          f"d_model {d_model}); task {TASKS['ll']}, num_roles={args.num_roles}, limit={args.limit:g} per value; {n} configs, "
           f"{args.configs_per_pass} per wave ({len(run['waves'])} waves); {len(ref)} requests compared")
     print(f"single process: {single_s:7.1f} s  (model load {single['runs'][-1]['model_load_s']:.1f} s, configs "
           f"{single_compute:.1f} s = {single_compute / n:.2f} s/config)")

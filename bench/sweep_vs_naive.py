@@ -1,7 +1,8 @@
 """A sweep of N steering configs vs N separate steered-hf runs (prints both and the ratio; not a test).
 
-Task: valuebench_ll_test (loglikelihood of " yes"/" no"), `--num-roles` test roles, `--limit` items per
-value. Configs: unsteered + (N-1) `add` interventions of random unit vectors x `--strength` at
+Task (`--mode ll`, default): valuebench_ll_test (loglikelihood of " yes"/" no"); `--mode cot`:
+valuebench_cot_test (Kang et al.'s chain-of-thought generation, greedy, `--max-gen-toks` new tokens at most,
+the task's stop strings), `--num-roles` test roles, `--limit` items per value. Configs: unsteered + (N-1) `add` interventions of random unit vectors x `--strength` at
 " your values" (the cost of Kang et al.'s SAE `add`; no SAE of the embedded model exists here).
 
 - naive: for each config, `lm_eval.simple_evaluate(model="steered-hf", model_args={pretrained, steer})`:
@@ -15,10 +16,13 @@ value. Configs: unsteered + (N-1) `add` interventions of random unit vectors x `
 - `--naive-configs M`: run the naive baseline for the first M configs only and scale its time to N
   (each naive config is an independent run of the same cost: a load and the same requests); printed as such.
 
-The scores of both are compared (max |delta loglikelihood| over every logged request).
+The answers of both are compared: LL, max |delta loglikelihood| over every logged request; CoT, the
+requests whose generated text differs and the max token mismatch (tokens after the first differing token,
+0 = identical).
 
-    python bench/sweep_vs_naive.py [--pretrained default | --tiny] [--configs 8] [--num-roles 1] [--limit 2]
-                                   [--old] [--naive-configs M]
+    python bench/sweep_vs_naive.py [--pretrained default | --tiny] [--mode ll|cot] [--configs 8] [--num-roles 1]
+                                   [--limit 2] [--old] [--naive-configs M] [--max-gen-toks 128]
+                                   [--device cpu] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-TASK = "valuebench_ll_test"
+TASKS = {"ll": "valuebench_ll_test", "cot": "valuebench_cot_test"}
 
 
 def tiny_model(folder: Path) -> str:
@@ -50,9 +54,10 @@ def tiny_model(folder: Path) -> str:
 
 
 def vector_sweep(folder: Path, pretrained: str, n_configs: int, num_roles: int, limit: float, batch_size: int,
-                 configs_per_pass: int, strength: float = 4.0, **extra: object) -> tuple[dict, int, int]:
+                 configs_per_pass: int, strength: float = 4.0, task: str = TASKS["ll"], device: str = "cpu",
+                 **extra: object) -> tuple[dict, int, int]:
     """The benchmarks' sweep: unsteered + (n_configs - 1) `add` configs of random unit vectors at " your values"
-    (block n_layers // 2), on TASK. Returns the sweep dict, the layer and d_model."""
+    (block n_layers // 2), on ``task``. Returns the sweep dict, the layer and d_model."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(pretrained)
@@ -60,7 +65,7 @@ def vector_sweep(folder: Path, pretrained: str, n_configs: int, num_roles: int, 
     torch.manual_seed(0)
     vectors = {f"v{i}": torch.nn.functional.normalize(torch.randn(d_model), dim=0) for i in range(n_configs - 1)}
     save_file(vectors, folder / "vectors.safetensors")
-    sweep = {"model": {"pretrained": pretrained, "device": "cpu"}, "tasks": [TASK], "metadata": {"num_roles": num_roles},
+    sweep = {"model": {"pretrained": pretrained, "device": device}, "tasks": [task], "metadata": {"num_roles": num_roles},
              "limit": limit, "batch_size": batch_size, "configs_per_pass": configs_per_pass, **extra,
              "configs": ["unsteered", {"vectors": {"file": str(folder / "vectors.safetensors"), "layer": layer,
                                                    "strength": strength, "positions": {"match": " your values"}}}]}
@@ -70,6 +75,18 @@ def vector_sweep(folder: Path, pretrained: str, n_configs: int, num_roles: int, 
 def loglikelihoods(samples: dict[str, list[dict]]) -> dict[tuple[str, int, int], float]:
     return {(task, s["doc_id"], i): float(r[0][0]) for task, rows in samples.items() for s in rows
             for i, r in enumerate(s["resps"])}
+
+
+def generations(samples: dict[str, list[dict]]) -> dict[tuple[str, int, int], str]:
+    return {(task, s["doc_id"], i): str(r[0]) for task, rows in samples.items() for s in rows
+            for i, r in enumerate(s["resps"])}
+
+
+def token_mismatch(a: str, b: str, tok) -> int:  # noqa: ANN001
+    """Tokens after the first differing token of two generations (0 when equal)."""
+    x, y = tok.encode(a, add_special_tokens=False), tok.encode(b, add_special_tokens=False)
+    same = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))  # noqa: B905
+    return max(len(x), len(y)) - same
 
 
 def read_samples(folder: Path) -> dict[str, list[dict]]:
@@ -95,7 +112,12 @@ def main() -> None:
     ap.add_argument("--no-share-prefix", action="store_true", help="sweep without shared-prefix KV reuse")
     ap.add_argument("--old", action="store_true", help="also time the sweep without the shared trunk")
     ap.add_argument("--naive-configs", type=int, default=None, help="naive runs for the first M configs only")
+    ap.add_argument("--mode", choices=sorted(TASKS), default="ll", help="ll: valuebench_ll_test; cot: valuebench_cot_test")
+    ap.add_argument("--max-gen-toks", type=int, default=128, help="--mode cot: new tokens at most (the task's 128)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default=None, help="model dtype (float32, bfloat16, auto; default: the checkpoint's)")
     args = ap.parse_args()
+    task = TASKS[args.mode]
 
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -108,8 +130,16 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     pretrained = tiny_model(tmp / "tiny") if args.tiny else str(resolve_pretrained(args.pretrained))
     config = AutoConfig.from_pretrained(pretrained)
+    extra: dict = {"gen_kwargs": {"max_gen_toks": args.max_gen_toks}} if args.mode == "cot" else {}
     sweep, layer, d_model = vector_sweep(tmp, pretrained, args.configs, args.num_roles, args.limit, args.batch_size,
-                                         args.configs, args.strength, share_prefix=not args.no_share_prefix)
+                                         args.configs, args.strength, task=task, device=args.device,
+                                         share_prefix=not args.no_share_prefix, **extra)
+    dtype_arg = {"dtype": args.dtype} if args.dtype else {}
+    sweep["model"].update(dtype_arg)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pretrained)
+    answers = generations if args.mode == "cot" else loglikelihoods
     metadata = sweep["metadata"]
 
     cpu: dict[str, float] = {"naive": 0.0}
@@ -129,24 +159,30 @@ def main() -> None:
     specs = load_sweep(sweep).configs
     manager = TaskManager(metadata=metadata)
     naive_s = 0.0
-    max_delta, max_old_delta, n_compared = 0.0, 0.0, 0
+    max_delta, max_old_delta, n_compared, n_differ = 0.0, 0.0, 0, 0
+
+    def delta(a, b) -> float:  # noqa: ANN001
+        return float(token_mismatch(a, b, tok)) if args.mode == "cot" else abs(a - b)
     m = min(args.naive_configs or args.configs, args.configs)
     for entry, spec in list(zip(manifest["configs"], specs, strict=True))[:m]:
         t, c = time.perf_counter(), time.process_time()
-        res = lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": pretrained, "steer": spec},
-                                      tasks=[TASK], task_manager=manager, limit=args.limit,
-                                      batch_size=args.batch_size, device="cpu", log_samples=True)
+        res = lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": pretrained, "steer": spec,
+                                                                      **dtype_arg},
+                                      tasks=[task], task_manager=manager, limit=args.limit,
+                                      batch_size=args.batch_size, device=args.device, log_samples=True,
+                                      gen_kwargs=extra.get("gen_kwargs"))
         naive_s += time.perf_counter() - t
         cpu["naive"] += time.process_time() - c
-        ours = loglikelihoods(read_samples(tmp / "sweep" / entry["output"]))
-        ref = loglikelihoods(res["samples"])
+        ours = answers(read_samples(tmp / "sweep" / entry["output"]))
+        ref = answers(res["samples"])
         assert ours.keys() == ref.keys(), f"config {spec.name}: different requests"
         for key, value in ref.items():
-            max_delta = max(max_delta, abs(value - ours[key]))
+            max_delta = max(max_delta, delta(value, ours[key]))
+            n_differ += value != ours[key]
         if old_manifest is not None:
-            old = loglikelihoods(read_samples(tmp / "sweep-old" / entry["output"]))
+            old = answers(read_samples(tmp / "sweep-old" / entry["output"]))
             for key, value in ref.items():
-                max_old_delta = max(max_old_delta, abs(value - old[key]))
+                max_old_delta = max(max_old_delta, delta(value, old[key]))
         n_compared += len(ref)
     load_s = manifest["runs"][0]["model_load_s"]
     n = args.configs
@@ -161,8 +197,9 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; load average {os.getloadavg()[0]:.1f} at the end; model "
           f"{'tiny random Llama (3 layers, d=64)' if args.tiny else pretrained} "
-          f"({config.num_hidden_layers} layers, d_model {d_model}, {config.torch_dtype})")
-    print(f"task {TASK}, num_roles={args.num_roles}, limit={args.limit:g} per value, {n} configs "
+          f"({config.num_hidden_layers} layers, d_model {d_model}, {args.dtype or config.dtype}); device {args.device}")
+    gen = f", max_gen_toks {args.max_gen_toks}" if args.mode == "cot" else ""
+    print(f"task {task}{gen}, num_roles={args.num_roles}, limit={args.limit:g} per value, {n} configs "
           f"(unsteered + {n - 1} add @ layer {layer}), batch size {args.batch_size}, {n_compared} requests compared")
     scaled = f" (measured {m} configs: {naive_s:.1f} s, scaled x{n}/{m})" if m < n else ""
     print(f"naive  (N x steered-hf, N model loads): {naive_total:8.1f} s  ({naive_total / n:.2f} s/config){scaled}")
@@ -173,9 +210,13 @@ def main() -> None:
     print(f"sweep  (1 load {load_s:.1f} s, {mode}, shared trunk): {sweep_s:8.1f} s  ({sweep_s / n:.2f} s/config); "
           f"{per_config(manifest)}")
     if old_manifest is not None:
-        print(f"ratio naive/old sweep: {naive_total / old_s:.2f}x   max |delta loglikelihood| = {max_old_delta:.2e}")
+        print(f"ratio naive/old sweep: {naive_total / old_s:.2f}x   max |delta| (old sweep) = {max_old_delta:.2e}")
         print(f"ratio old sweep/sweep: {old_s / sweep_s:.2f}x")
-    print(f"ratio naive/sweep: {naive_total / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
+    if args.mode == "cot":
+        print(f"ratio naive/sweep: {naive_total / sweep_s:.2f}x   generations differing: {n_differ}/{n_compared}, "
+              f"max token mismatch {max_delta:.0f}")
+    else:
+        print(f"ratio naive/sweep: {naive_total / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
     # CPU seconds of this process (all threads): robust to other jobs sharing the machine, unlike wall time
     line = f"CPU s: naive {cpu['naive']:.1f}" + (f", old sweep {cpu['sweep-old']:.1f}" if args.old else "") + \
         f", sweep {cpu['sweep']:.1f}; CPU ratio naive/sweep {cpu['naive'] / cpu['sweep']:.2f}x"

@@ -42,16 +42,24 @@ from pathlib import Path
 import torch
 
 
-def matmul_peak(sizes: list[int], repeats: int, dtype: torch.dtype = torch.float32) -> tuple[float, dict[int, float]]:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak(sizes: list[int], repeats: int, dtype: torch.dtype = torch.float32,
+                device: str = "cpu") -> tuple[float, dict[int, float]]:
     """Best square-matmul FLOP/s over ``sizes`` in ``dtype`` (best of ``repeats`` each)."""
     per_size: dict[int, float] = {}
     for n in sizes:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
         torch.matmul(a, b)  # warm-up
         best = float("inf")
         for _ in range(repeats):
+            _sync(device)
             t = time.perf_counter()
             torch.matmul(a, b)
+            _sync(device)
             best = min(best, time.perf_counter() - t)
         per_size[n] = 2 * n ** 3 / best
     return max(per_size.values()), per_size
@@ -64,12 +72,10 @@ def copy_bandwidth(mb: int, repeats: int, device: str = "cpu") -> float:
     dst.copy_(src)  # warm-up (pages in)
     best = float("inf")
     for _ in range(repeats):
-        if device != "cpu":
-            torch.cuda.synchronize()
+        _sync(device)
         t = time.perf_counter()
         dst.copy_(src)
-        if device != "cpu":
-            torch.cuda.synchronize()
+        _sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * src.numel() * src.element_size() / best
 
@@ -117,6 +123,8 @@ def generation(lm, args) -> list[dict]:  # noqa: ANN001
             if best is None or total < best["total_s"]:
                 best = run
         assert best is not None
+
+        enc, attn = enc.to(lm.device), attn.to(lm.device)
 
         def hf_generate(enc=enc, attn=attn) -> None:  # noqa: ANN001
             with torch.no_grad():
@@ -200,6 +208,7 @@ def main() -> None:
     ap.add_argument("--copy-mb", type=int, default=512, help="tensor size of the copy-bandwidth measurement")
     ap.add_argument("--skip-score", action="store_true", help="generation only")
     ap.add_argument("--dtype", default="float32", help="model dtype (float32, bfloat16, auto)")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=2, help="best of N for every timing")
     ap.add_argument("--peak-sizes", default="512,1024,2048,3072")
     args = ap.parse_args()
@@ -213,18 +222,20 @@ def main() -> None:
     from steering_models.sweep.lm import SweepLM
 
     load0 = os.getloadavg()[0]
-    bw0 = copy_bandwidth(args.copy_mb, max(3, args.repeats))
+    bw0 = copy_bandwidth(args.copy_mb, max(3, args.repeats), args.device)
     from steering_models.precision import resolve_dtype
 
-    mm_dtype = getattr(torch, resolve_dtype(args.dtype, "cpu"))
-    peak, per_size = matmul_peak([int(s) for s in args.peak_sizes.split(",")], max(3, args.repeats), mm_dtype)
+    mm_dtype = getattr(torch, resolve_dtype(args.dtype, args.device))
+    peak, per_size = matmul_peak([int(s) for s in args.peak_sizes.split(",")], max(3, args.repeats), mm_dtype,
+                                 args.device)
     pretrained = tiny_model(Path(tempfile.mkdtemp(prefix="throughput-")) / "tiny") if args.tiny \
         else str(resolve_pretrained(args.pretrained))
 
     texts = prompts(args.items)
     ll_reqs = [Instance("loglikelihood", {}, (t, c), i) for i, (t, c) in
                enumerate((t, c) for t in texts for c in (" yes", " no"))]
-    hf = SteeredHFLM(pretrained=pretrained, steer=None, device="cpu", batch_size=args.batch_size, dtype=args.dtype)
+    hf = SteeredHFLM(pretrained=pretrained, steer=None, device=args.device, batch_size=args.batch_size,
+                     dtype=args.dtype)
     non_emb, vocab, d_model = param_counts(hf.model)
     cfg = hf.model.config
     heads_dim = cfg.num_attention_heads * getattr(cfg, "head_dim", None) if getattr(cfg, "head_dim", None) \
@@ -243,7 +254,8 @@ def main() -> None:
         t = best_time(lambda: hf.loglikelihood(ll_reqs, disable_tqdm=True), args.repeats)
         record("steered-hf score", t, tokens, 2 * non_emb * tokens, 2 * vocab * d_model * tokens)
 
-        sweep = SweepLM(pretrained=pretrained, specs=[SteerSpec()], device="cpu", batch_size=args.batch_size)
+        sweep = SweepLM(pretrained=pretrained, specs=[SteerSpec()], device=args.device, batch_size=args.batch_size,
+                        dtype=args.dtype)
         ran: list[int] = []
 
         def sweep_score() -> None:
@@ -260,7 +272,8 @@ def main() -> None:
     gen_table = generation(hf, args)
 
     load1 = os.getloadavg()[0]
-    end_peak, end_sizes = matmul_peak([int(s) for s in args.peak_sizes.split(",")], max(3, args.repeats), mm_dtype)
+    end_peak, end_sizes = matmul_peak([int(s) for s in args.peak_sizes.split(",")], max(3, args.repeats), mm_dtype,
+                                      args.device)
     start_peak = peak
     peak = max(peak, end_peak)  # a peak is what the machine can do: the better of the two measurements
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
@@ -277,7 +290,7 @@ def main() -> None:
     for name, s, tps, fps, fph in rows:
         print(f"{name:36s} {s:7.2f} {tps:9.1f} {fps / 1e9:9.1f} {100 * fps / peak:7.1f}% {fph / 1e9:14.1f} "
               f"{100 * fph / peak:7.1f}%")
-    bw = max(bw0, copy_bandwidth(args.copy_mb, max(3, args.repeats)))
+    bw = max(bw0, copy_bandwidth(args.copy_mb, max(3, args.repeats), args.device))
     print_generation(gen_table, peak, bw, weight_bytes(hf.model), 2 * non_emb + 2 * vocab * d_model)
 
 

@@ -48,7 +48,7 @@ from steering_models.errors import SpecError
 from steering_models.spec import SteerSpec, load_spec
 
 TOP_FIELDS = {"model", "tasks", "metadata", "limit", "batch_size", "configs_per_pass", "include_path",
-              "apply_chat_template", "share_prefix", "share_trunk", "configs", "ray"}
+              "apply_chat_template", "share_prefix", "share_trunk", "configs", "ray", "gen_kwargs"}
 GENERATORS = {"sae_top_features", "vectors"}
 AMOUNT_FIELD = {"add": "strength", "scale_feature": "factor", "clamp_feature": "value"}
 
@@ -103,6 +103,7 @@ class Sweep:
     path: str | None = None
     share_trunk: bool = True
     ray: RaySettings = field(default_factory=RaySettings)
+    gen_kwargs: dict[str, Any] | None = None  # lm_eval --gen_kwargs: overrides the tasks' generation kwargs
 
     @property
     def pretrained(self) -> str:
@@ -118,6 +119,7 @@ class Sweep:
         parts = {"model": self.model, "model_fingerprint": model_fingerprint, "tasks": self.tasks,
                  "metadata": self.metadata, "limit": self.limit, "batch_size": self.batch_size,
                  "include_path": self.include_path, "apply_chat_template": self.apply_chat_template,
+                 **({"gen_kwargs": self.gen_kwargs} if self.gen_kwargs else {}),
                  "configs": [(c.name, c.fingerprint()) for c in self.configs]}
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -187,6 +189,10 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
     for key, value in (("apply_chat_template", chat), ("share_prefix", share), ("share_trunk", trunk)):
         if not isinstance(value, bool):
             raise _err(where, key, value, "must be true or false")
+    gen_kwargs = data.get("gen_kwargs")
+    if gen_kwargs is not None and not isinstance(gen_kwargs, Mapping):
+        raise _err(where, "gen_kwargs", gen_kwargs, "must be a mapping of generation kwargs (lm_eval --gen_kwargs)",
+                   "Write e.g. `gen_kwargs: {max_gen_toks: 64}`.")
     entries = data.get("configs")
     if not isinstance(entries, list) or not entries:
         raise _err(where, "configs", entries, "must be a non-empty list of steering configs")
@@ -201,7 +207,7 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
         seen[spec.name] = i
     return Sweep(model, tuple(tasks), tuple(configs), dict(metadata), limit, ints["batch_size"],
                  ints["configs_per_pass"], include_path, chat, share, path, trunk,
-                 ray=parse_ray_settings(data.get("ray"), where))
+                 ray=parse_ray_settings(data.get("ray"), where), gen_kwargs=dict(gen_kwargs) if gen_kwargs else None)
 
 
 def parse_ray_settings(data: Any, where: str = "sweep") -> RaySettings:

@@ -331,7 +331,7 @@ def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path) -
     results = lm_eval.simple_evaluate(
         model=lm, model_args=model_args, tasks=list(sweep.tasks), task_manager=manager, limit=sweep.limit,
         batch_size=sweep.batch_size, log_samples=True, evaluation_tracker=tracker,
-        apply_chat_template=sweep.apply_chat_template)
+        apply_chat_template=sweep.apply_chat_template, gen_kwargs=sweep.gen_kwargs)
     if results is None:
         return
     samples = results.pop("samples")
