@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
-from steering_models.hooks import CallContext, RowLayout, SteeringRuntime, _prompt_mask
+from steering_models.calls import CallContext, RowLayout
+from steering_models.hooks import SteeringRuntime, _prompt_mask
 
 
 @dataclass(frozen=True)
