@@ -153,3 +153,22 @@ def test_failing_config_is_recorded_and_earlier_ones_kept(tmp_path, tiny_llama_d
     assert [e["status"] for e in entries] == ["done", "failed"]
     assert "does not occur in the prompt" in entries[1]["error"]
     assert any((out / entries[0]["output"]).rglob("results_*.json"))
+
+
+def test_gen_kwargs_override_the_tasks_generation_kwargs(tmp_path, tiny_llama_dir, tiny_task_dir):
+    """`gen_kwargs:` is lm_eval's --gen_kwargs for every config (here: 1 new token instead of the task's 6)."""
+    from transformers import AutoTokenizer
+
+    from lm_eval_tasks.lm_eval_outputs import read_jsonl
+
+    data = {"model": {"pretrained": str(tiny_llama_dir)}, "tasks": ["tiny_values_gen"],
+            "include_path": str(tiny_task_dir), "batch_size": 4, "configs": ["unsteered"],
+            "gen_kwargs": {"max_gen_toks": 1}}
+    with pytest.raises(SweepError, match=r"`gen_kwargs`=\[1\] \(sweep\) must be a mapping of generation kwargs"):
+        load_sweep(dict(data, gen_kwargs=[1]))
+    run_sweep(load_sweep(data), tmp_path / "out", progress=False)
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    texts = [s["resps"][0][0] for f in (tmp_path / "out").rglob("samples_*.jsonl") for s in read_jsonl(f)]
+    one_token = {tok.decode([i]) for i in range(len(tok))}
+    assert len(texts) == 4 and all(t in one_token for t in texts)
+    assert any(t.strip() for t in texts)
