@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from steering_models.calls import CallContext, RowLayout
-from steering_models.hooks import SteeringRuntime, _prompt_mask
+from steering_models.hooks import SteeringRuntime
 
 
 @dataclass(frozen=True)
@@ -246,13 +246,8 @@ class RaggedGenerator:
         if self.steering is None:
             yield None
             return
-        bound = self.steering.bound
-        self.steering.bound = [b for b in bound if b[4] in configs]
-        try:
-            with self.steering.call(input_ids, layouts, phase, start=start, state=state) as ctx:
-                yield ctx
-        finally:
-            self.steering.bound = bound
+        with self.steering.call(input_ids, layouts, phase, start=start, configs=configs, state=state) as ctx:
+            yield ctx
 
     def _step(self, batch: _Batch) -> None:
         ids = torch.tensor([[lv.tokens[-1]] for lv in batch.live], dtype=torch.long)
@@ -316,13 +311,12 @@ class RaggedGenerator:
         prefix = min(_common_prefix(rows[0].prompt, r.prompt) for r in rows)
         prefix = min([prefix] + [len(r.prompt) - 1 for r in rows])
         if self.steering is not None and prefix >= self.min_shared_prefix:
-            config = rows[0].config
-            selectors = {b[2] for b in self.steering.bound if b[4] == config}
+            selectors = self.steering.selectors({rows[0].config})
             if selectors:
                 ids, _ = _right_padded(rows, self.pad)
                 probe = CallContext("prefill", ids, [RowLayout(0, len(r.prompt), len(r.prompt)) for r in rows])
                 for pos in selectors:
-                    mask = _prompt_mask(pos, probe, self.tokenizer)[:, :prefix]
+                    mask = self.steering.prompt_mask(pos, probe)[:, :prefix]
                     differs = (mask != mask[:1]).any(dim=0).nonzero()
                     if len(differs):
                         prefix = int(differs[0])

@@ -5,71 +5,43 @@
 (steering_models.spec); everything else goes to HFLM unchanged. The spec is parsed and checked
 against the model's config before any weights load.
 
-Caches: HFLM's logits cache shares one forward pass between requests whose context+continuation[:-1]
-coincide; when the spec's positions depend on where the prompt ends, that sharing could mix
-steerings, so it is turned off (with a log line). lm-eval's ``--use_cache`` database keys on the
-request only; for a steered model the entries go to a table named after the spec's fingerprint, so a
-steered result is never served from an unsteered (or differently steered) entry.
+Caches: HFLM's logits cache stays on: it shares one forward pass between requests whose model input
+tokens (context + continuation[:-1]) are identical; requests that give the same input with different
+prompt/continuation splits are refused when the spec's positions depend on that split, so a shared pass
+always carries the same steering. lm-eval's ``--use_cache`` database keys on the request only; for a
+steered model the entries go to a table named after the spec's fingerprint (``base_lm``), so a steered
+result is never served from an unsteered (or differently steered) entry.
 
-Generation (``generate_until``): ``gen_engine=ragged`` (default) answers greedy requests with
-steering_models.generation (rows leave the batch as they finish, waiting rows take their place, a shared
-prompt prefix runs once: ``gen_share_prefix``, default true); ``gen_engine=hf`` uses HFLM's batches and
-``model.generate``. Sampling requests, and models whose generation_config sets a logits processor, always
-go to ``model.generate``. ``dtype=auto`` (given explicitly) picks bfloat16 where the device computes it
-natively, else float32 (steering_models.precision); omitted, the checkpoint's dtype is kept (HFLM's default).
+Generation (``generate_until``): with ``gen_engine=ragged`` (default) greedy requests go to the ragged engine
+(steering_models.generation: rows leave the batch as they finish, waiting rows take their place, a shared
+prompt prefix runs once: ``gen_share_prefix``, default true); ``gen_engine=hf``, sampling requests and models
+whose generation config sets a logits processor use HFLM's batches and ``model.generate``.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 from lm_eval.api.registry import register_model
-from lm_eval.models.huggingface import HFLM
-from tqdm import tqdm
 
+from steering_models.base_lm import SteeringHFLM
 from steering_models.calls import RowLayout, generation_layouts
-from steering_models.default_model import resolve_pretrained
-from steering_models.errors import SpecError
-from steering_models.gen_requests import engine_supports, generate_texts, model_blocks_engine
-from steering_models.generation import RaggedGenerator
-from steering_models.hooks import SteeringRuntime
-from steering_models.model_helpers import model_config
-from steering_models.precision import resolve_dtype
 from steering_models.spec import SteerSpec, load_spec
-
-log = logging.getLogger(__name__)
 
 
 @register_model("steered-hf")
-class SteeredHFLM(HFLM):
+class SteeredHFLM(SteeringHFLM):
     """A HuggingFace causal LM evaluated under a steering spec (see the module docstring)."""
 
     def __init__(self, pretrained: Any = "default", steer: str | dict | list | SteerSpec | None = None,
-                 gen_engine: str = "ragged", gen_share_prefix: bool = True, **kwargs: Any) -> None:
-        if gen_engine not in ("ragged", "hf"):
-            raise SpecError(f"model argument `gen_engine`={gen_engine!r} is not a generation engine: expected "
-                            "ragged or hf. Fix `gen_engine` in --model_args.")
-        if kwargs.get("dtype") == "auto":
-            kwargs["dtype"] = resolve_dtype("auto", kwargs.get("device"))
+                 **kwargs: Any) -> None:
         spec = load_spec(steer)
-        pretrained = resolve_pretrained(pretrained)
-        if not spec.is_empty:
-            spec.validate(model_config(pretrained, kwargs))
-            # HFLM's logits cache stays on: it shares one forward pass between requests whose model
-            # input tokens (context + continuation[:-1]) are identical. Requests that give the same
-            # input with different prompt/continuation splits are refused in _score_layout whether or
-            # not the cache is on, so a shared pass always carries the same steering.
-        super().__init__(pretrained=pretrained, **kwargs)
-        if not spec.is_empty and self.backend != "causal":
-            raise SpecError(f"model argument `steer` is set, but {pretrained} is a {self.backend} model: "
-                            "steered-hf steers decoder-only (causal) models. Use a causal LM.")
-        self.steer_spec = spec
-        self.steering = SteeringRuntime(self.model, spec, self.tokenizer)
+        not_causal = None if spec.is_empty else (
+            "model argument `steer` is set, but {pretrained} is a {backend} model: steered-hf steers "
+            "decoder-only (causal) models. Use a causal LM.")
+        super().__init__(pretrained, [spec], not_causal, **kwargs)
         self._score_table: dict[int, dict[tuple[int, ...], int]] | None = None
-        self.gen_engine, self.gen_share_prefix = gen_engine, bool(gen_share_prefix)
-        self._generator: RaggedGenerator | None = None
 
     # ------------------------------------------------------------------ scoring (loglikelihood)
     def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False,
@@ -118,42 +90,19 @@ class SteeredHFLM(HFLM):
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
-        blocked = model_blocks_engine(self.model.generation_config)
-        if self.gen_engine != "ragged" or blocked:
-            if blocked and self.gen_engine == "ragged":
-                log.info("steered-hf: generation uses model.generate: %s", blocked)
-            return super().generate_until(requests, disable_tqdm=disable_tqdm)
         args = [req.args for req in requests]
-        greedy = [i for i, (_, kwargs) in enumerate(args) if engine_supports(kwargs)]
-        rest = sorted(set(range(len(requests))) - set(greedy))  # sampling: HF generate
-        out: list[str | None] = [None] * len(requests)
+        greedy = [i for i, (_, kwargs) in enumerate(args) if self.engine_takes(kwargs)]
+        rest = sorted(set(range(len(requests))) - set(greedy))  # gen_engine=hf, sampling: HF generate
+        out: list[str] = [""] * len(requests)
         if rest:
             for i, text in zip(rest, super().generate_until([requests[i] for i in rest], disable_tqdm), strict=True):
                 out[i] = text
         if greedy:
-            with tqdm(total=len(greedy), disable=disable_tqdm or self.rank != 0,
-                      desc="Running generate_until requests (ragged)") as pbar:
-                texts = generate_texts(self, [(0, args[i][0], args[i][1]) for i in greedy], self.generator(), pbar=pbar)
+            texts = self.ragged_generate([(0, args[i][0], args[i][1]) for i in greedy], disable_tqdm)
             for i, text in zip(greedy, texts, strict=True):
                 out[i] = text
                 self.cache_hook.add_partial("generate_until", args[i], text)
-        return [str(t) for t in out]
-
-    def generator(self) -> RaggedGenerator:
-        """The ragged generation engine over this model and its steering (built once)."""
-        if self._generator is None:
-            bs = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 \
-                else int(self._detect_batch_size())
-            eos = self.model.generation_config.eos_token_id
-            eos = self.tokenizer.eos_token_id if eos is None else eos
-            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            self._generator = RaggedGenerator(
-                self.model, self.tokenizer, self.steering, batch_size=bs,
-                eos_token_ids=[eos] if isinstance(eos, int) else list(eos or ()), pad_token_id=pad,
-                share_prefix=self.gen_share_prefix,
-                autocast=lambda: torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
-                                                enabled=self.mixed_precision_dtype is not None))
-        return self._generator
+        return out
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str],
                         **generation_kwargs: Any) -> torch.Tensor:
@@ -162,29 +111,3 @@ class SteeredHFLM(HFLM):
         layouts = generation_layouts(context, generation_kwargs.get("attention_mask"))
         with self.steering.call(context, layouts, "generate"):
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
-
-    # ------------------------------------------------------------------ results and caches
-    def steering_info(self) -> dict[str, Any]:
-        spec = self.steer_spec
-        return {"name": spec.name, "hash": spec.fingerprint(), "meta": dict(spec.meta),
-                "path": spec.path, "spec": spec.to_dict()}
-
-    def get_model_info(self) -> dict:
-        info = super().get_model_info()
-        info["steering"] = self.steering_info()
-        return info
-
-    def set_cache_hook(self, cache_hook: Any) -> None:
-        dbdict = getattr(cache_hook, "dbdict", None)
-        spec = getattr(self, "steer_spec", None)
-        if dbdict is not None and spec is not None and not spec.is_empty:
-            table = f"steered_{spec.fingerprint()[:32]}"
-            try:  # sqlitedict builds each query from .tablename: switch the shared db to our table
-                dbdict.conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, value BLOB)')
-                dbdict.conn.commit()
-                dbdict.tablename = table
-            except AttributeError as e:
-                raise SpecError("lm-eval's --use_cache database could not be keyed by the steering spec "
-                                f"({e}). Run without --use_cache.") from e
-            log.info("steered-hf: --use_cache entries go to table %s of %s", table, dbdict.filename)
-        super().set_cache_hook(cache_hook)
