@@ -32,7 +32,10 @@ prepare() {
     local wheels=1
     [[ "${2:-}" == "--no-wheels" ]] && wheels=0
     mkdir -p "$STATE/model" "$STATE/whl"
-    grep -qx "/$STATE/" .git/info/exclude 2>/dev/null || echo "/$STATE/" >> "$(git rev-parse --git-path info/exclude)"
+    local exclude
+    exclude=$(git rev-parse --git-path info/exclude)
+    mkdir -p "$(dirname "$exclude")"
+    grep -qx "/$STATE/" "$exclude" 2>/dev/null || echo "/$STATE/" >> "$exclude"
     python - "$STATE/model" <<'EOF'
 import shutil, sys
 from pathlib import Path
@@ -50,8 +53,24 @@ EOF
 import importlib.metadata as md, sys
 import steering_models._bootstrap, steering_models.lm, steering_models.sweep, steering_models.generation  # noqa
 import lm_eval.evaluator, lm_eval.tasks  # noqa
+import re
 dists = md.packages_distributions()
 names = {d for mod in list(sys.modules) for d in dists.get(mod.split(".")[0], [])}
+# and everything lm-eval and transformers need at run time (their Requires-Dist, recursively, no extras)
+todo = ["lm_eval", "transformers", "datasets", "evaluate"]
+while todo:
+    name = todo.pop()
+    try:
+        reqs = md.requires(name) or []
+    except md.PackageNotFoundError:
+        continue
+    names.add(md.metadata(name)["Name"])
+    for req in reqs:
+        if "extra ==" in req:
+            continue
+        dep = re.split(r"[ ;<>=!~\[(]", req, maxsplit=1)[0]
+        if dep and dep not in names:
+            todo.append(dep)
 # present on the GPU image in a compatible version (bench/gpu_smoke.sh: KINDS.md's package list); torch is
 # the image's CUDA build and must not be replaced
 image = {"torch", "numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "safetensors", "pyyaml", "PyYAML",
@@ -63,16 +82,24 @@ image = {"torch", "numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "safete
          "hf-xet", "huggingface-hub", "huggingface_hub", "httpx", "httpcore", "h11", "anyio", "sniffio",
          "pygments", "rich", "markdown-it-py", "mdurl", "click", "typer", "shellingham", "matplotlib", "pillow",
          "contourpy", "cycler", "fonttools", "kiwisolver", "pyparsing", "setuptools", "pip", "wheel"}
-skip = {"value-steering-eval", "value_steering_eval"} | {n for n in names if n.startswith("nvidia")}
-for name in sorted(names - image - skip, key=str.lower):
+def norm(n: str) -> str:
+    return re.sub(r"[-_.]+", "-", n).lower()
+image = {norm(n) for n in image} | {"absl-py", "narwhals", "protobuf", "pygments", "pydantic", "pydantic-core",
+                                   "annotated-types", "typing-inspection", "annotated-doc"}
+for name in sorted(names, key=str.lower):
+    if norm(name) in image or norm(name) in {"value-steering-eval"} or norm(name).startswith("nvidia"):
+        continue
     print(f"{name}=={md.version(name)}")
 EOF
         echo "wheels for: $(tr '\n' ' ' < "$STATE/requirements.txt")"
         # binary wheels for Python 3.12 / manylinux x86_64 where the project has them, else pure-Python ones
+        # (an sdist where the project publishes no wheel: pure-Python, built there without an index)
         while read -r req; do
             python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
                 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-                --platform any -d "$STATE/whl" "$req" || echo "WARNING: no wheel for $req (the run may miss it)"
+                --platform any -d "$STATE/whl" "$req" 2>/dev/null \
+            || python -m pip download -q --no-deps --no-binary=:all: -d "$STATE/whl" "$req" \
+            || echo "WARNING: nothing downloaded for $req (the run may miss it)"
         done < "$STATE/requirements.txt"
     fi
     du -sh "$STATE" | awk '{print "prepared " $2 ": " $1 " (the device tool carries at most 64 MiB)"}'
@@ -86,9 +113,9 @@ run() {
              "machine with the embedded default and carry $STATE." >&2
         exit 2
     fi
-    if compgen -G "$STATE/whl/*.whl" > /dev/null; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-            "$STATE"/whl/*.whl
+    if compgen -G "$STATE/whl/*" > /dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site "$STATE"/whl/*
         export PYTHONPATH=/tmp/site:$PWD
     else
         export PYTHONPATH=$PWD
