@@ -167,3 +167,16 @@ def test_mixed_sweep_generations_equal_each_config_alone(specs, reference, tiny_
     assert stats.new_tokens > 0 and stats.joins > 0 and stats.shared_prefixes > 0
     # rows of several configs decoded in the same steps: fewer steps than the configs' own runs would take
     assert stats.decode_steps < stats.decode_rows / 4
+
+
+def test_sweep_with_gen_engine_hf_keeps_hf_batches(specs, reference, tiny_model_dir):
+    """``gen_engine=hf`` in a sweep: rows of several configs per ``model.generate`` (the engine never runs)."""
+    from steering_models.sweep.lm import SweepLM
+
+    names = ["unsteered", "add-match", "conva-gated"]
+    sweep = SweepLM(pretrained=str(tiny_model_dir), specs=[specs[n] for n in names], device="cpu", batch_size=8,
+                    gen_engine="hf")
+    for k, name in enumerate(names):
+        sweep.select(k, range(len(names)))
+        assert sweep.generate_until(requests(), disable_tqdm=True) == reference[name], name
+    assert sweep._generator is None
