@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -72,6 +72,7 @@ class GenStats:
     prompt_tokens: int = 0  # prompt tokens of the rows generated for
     prefill_tokens: int = 0  # prompt columns run (a shared prefix counts once; padding not counted)
     shared_prefixes: int = 0  # prefix passes whose KV cache served several rows
+    prefix_reuses: int = 0  # admitted groups that took a prefix's KV cache kept from an earlier admission
     decode_steps: int = 0  # forward passes of one new token per row
     decode_rows: int = 0  # rows summed over decoding steps
     new_tokens: int = 0  # tokens returned
@@ -87,6 +88,16 @@ class _Live:
     index: int
     row: GenRow
     tokens: list[int] = field(default_factory=list)  # new tokens; the last is not yet fed to the model
+
+
+@dataclass
+class _Prefix:
+    """A prefix pass kept for later admissions: its tokens, KV cache (batch of one) and steering masks."""
+
+    tokens: tuple[int, ...]
+    keys: list[torch.Tensor]  # per layer [1, heads, len(tokens), head_dim]
+    values: list[torch.Tensor]
+    masks: dict[Any, torch.Tensor]  # selector -> [len(tokens)] bool, as the config's steering marked them
 
 
 class _Batch:
@@ -172,6 +183,10 @@ class RaggedGenerator:
         self.device = next(model.parameters()).device
         self.stats = GenStats()
         self._lookback: dict[tuple[str, ...], int] = {}
+        # prefix passes by (config, tokens), most recent last: a row admitted later (ragged refills admit a few
+        # rows at a time) reuses its role's prefix instead of running it again
+        self._prefixes: OrderedDict[tuple[int, tuple[int, ...]], _Prefix] = OrderedDict()
+        self.max_prefixes = 32
 
     # ------------------------------------------------------------------ public
     def generate(self, rows: Sequence[GenRow], on_done: Callable[[int, list[int]], None] | None = None
@@ -268,9 +283,9 @@ class RaggedGenerator:
         plain: list[tuple[int, GenRow]] = []
         parts: list[_Batch] = []
         for group in self._prefix_groups(entering):
-            prefix = self._shared_prefix(group)
+            prefix, kept = self._choose_prefix(group)
             if prefix:
-                parts.append(self._run(group, prefix))
+                parts.append(self._run(group, prefix, kept))
             else:
                 plain.extend(group)
         if plain:
@@ -310,21 +325,57 @@ class RaggedGenerator:
         rows = [r for _, r in group]
         prefix = min(_common_prefix(rows[0].prompt, r.prompt) for r in rows)
         prefix = min([prefix] + [len(r.prompt) - 1 for r in rows])
-        if self.steering is not None and prefix >= self.min_shared_prefix:
-            selectors = self.steering.selectors({rows[0].config})
-            if selectors:
-                ids, _ = _right_padded(rows, self.pad)
-                probe = CallContext("prefill", ids, [RowLayout(0, len(r.prompt), len(r.prompt)) for r in rows])
-                for pos in selectors:
-                    mask = self.steering.prompt_mask(pos, probe)[:, :prefix]
-                    differs = (mask != mask[:1]).any(dim=0).nonzero()
-                    if len(differs):
-                        prefix = int(differs[0])
+        if prefix >= self.min_shared_prefix:
+            for mask in self._masks(rows[0].config, rows).values():
+                mask = mask[:, :prefix]
+                differs = (mask != mask[:1]).any(dim=0).nonzero()
+                if len(differs):
+                    prefix = int(differs[0])
         return prefix if prefix >= self.min_shared_prefix else 0
 
-    def _run(self, group: list[tuple[int, GenRow]], prefix: int) -> _Batch:
-        """Prefill ``group`` (right-padded; its first ``prefix`` columns once, shared) -> a batch with each
-        row's first new token."""
+    def _masks(self, config: int, rows: Sequence[GenRow]) -> dict[Any, torch.Tensor]:
+        """Each steering selector of ``config``: its [rows, width] mask over the rows' (right-padded) prompts."""
+        if self.steering is None:
+            return {}
+        selectors = self.steering.selectors({config})
+        if not selectors:
+            return {}
+        ids, _ = _right_padded(rows, self.pad)
+        probe = CallContext("prefill", ids, [RowLayout(0, len(r.prompt), len(r.prompt)) for r in rows])
+        return {pos: self.steering.prompt_mask(pos, probe) for pos in selectors}
+
+    def _choose_prefix(self, group: list[tuple[int, GenRow]]) -> tuple[int, _Prefix | None]:
+        """The group's shared prefix: a kept prefix pass (any group size) when it is at least as long as the
+        group's own common prefix, else the own one (groups of 2+), else none."""
+        rows = [r for _, r in group]
+        config = rows[0].config
+        if not self.share_prefix or not self._position_local(config):
+            return 0, None
+        own = self._shared_prefix(group)
+        best, best_len = None, 0
+        masks: dict[Any, torch.Tensor] | None = None
+        for (c, _), kept in self._prefixes.items():
+            if c != config:
+                continue
+            n = min(min(_common_prefix(kept.tokens, r.prompt) for r in rows), min(len(r.prompt) for r in rows) - 1)
+            if n < max(self.min_shared_prefix, best_len, 1):
+                continue
+            if kept.masks:
+                masks = masks if masks is not None else self._masks(config, rows)
+                for pos, mask in masks.items():
+                    differs = (mask[:, :n] != kept.masks[pos][:n]).any(dim=0).nonzero()
+                    if len(differs):
+                        n = int(differs[0])
+            if n >= max(self.min_shared_prefix, best_len, 1):
+                best, best_len = kept, n
+        if best is not None and best_len >= own:
+            self._prefixes.move_to_end((config, best.tokens))
+            return best_len, best
+        return own, None
+
+    def _run(self, group: list[tuple[int, GenRow]], prefix: int, kept: _Prefix | None = None) -> _Batch:
+        """Prefill ``group`` (right-padded; its first ``prefix`` columns once, shared, or taken from ``kept``)
+        -> a batch with each row's first new token."""
         rows = [r for _, r in group]
         n = len(rows)
         ids, mask = _right_padded(rows, self.pad)
@@ -333,9 +384,15 @@ class RaggedGenerator:
         configs = {r.config for r in rows}
         cache = DynamicCache()
         with torch.no_grad(), self.autocast():
-            if prefix:
+            if kept is not None:
+                for i, (k, v) in enumerate(zip(kept.keys, kept.values, strict=True)):
+                    cache.update(k[:, :, :prefix], v[:, :, :prefix], i)
+                cache.batch_repeat_interleave(n)
+                self.stats.prefix_reuses += 1
+            elif prefix:
                 with self._hooked(configs, ids[:1], layouts[:1], "generate"):
                     self._forward(ids[:1, :prefix], mask[:1, :prefix], torch.arange(prefix).unsqueeze(0), cache, 1)
+                self._keep_prefix(rows[0], prefix, cache)
                 cache.batch_repeat_interleave(n)
                 self.stats.shared_prefixes += 1
             cols = sorted({len(r.prompt) - 1 - prefix for r in rows})
@@ -343,7 +400,7 @@ class RaggedGenerator:
             with self._hooked(configs, ids, layouts, "generate", start=prefix) as ctx:
                 logits = self._forward(ids[:, prefix:], mask, pos, cache, cols)
             state = dict(ctx.state) if ctx is not None else {}
-        self.stats.prefill_tokens += prefix + sum(len(r.prompt) - prefix for r in rows)
+        self.stats.prefill_tokens += (0 if kept is not None else prefix) + sum(len(r.prompt) - prefix for r in rows)
         for key, value in state.items():
             if value is not None and not (isinstance(value, torch.Tensor) and value.shape[:1] == (n,)):
                 raise RuntimeError(f"steering state {key!r} is not one entry per row (got "
@@ -353,6 +410,15 @@ class RaggedGenerator:
         live = [_Live(i, r, [int(t)]) for (i, r), t in zip(group, first, strict=True)]
         return _Batch(live, cache, mask, torch.tensor([len(r.prompt) for r in rows], dtype=torch.long),
                       {k: (None if v is None else v.cpu()) for k, v in state.items()})
+
+    def _keep_prefix(self, row: GenRow, prefix: int, cache: DynamicCache) -> None:
+        tokens = row.prompt[:prefix]
+        masks = {pos: m[0, :prefix].clone() for pos, m in self._masks(row.config, [row]).items()}
+        self._prefixes[(row.config, tokens)] = _Prefix(
+            tokens, [layer.keys.clone() for layer in cache.layers], [layer.values.clone() for layer in cache.layers],
+            masks)
+        while len(self._prefixes) > self.max_prefixes:
+            self._prefixes.popitem(last=False)
 
     # ------------------------------------------------------------------ when a row is done
     def _finished(self, lv: _Live) -> bool:

@@ -95,7 +95,7 @@ def reference(specs, tiny_model_dir) -> dict[str, list[str]]:
     pytest.param(True, False, marks=pytest.mark.slow), pytest.param(False, True, marks=pytest.mark.slow)],
     ids=["ragged+prefix", "static", "ragged", "static+prefix"])
 def test_engine_equals_hf_generate(specs, reference, tiny_model_dir, ragged, share_prefix):
-    joins = 0
+    joins = reuses = 0
     for name, spec in specs.items():
         lm = SteeredHFLM(pretrained=str(tiny_model_dir), steer=spec, device="cpu", batch_size=3,
                          gen_share_prefix=share_prefix)
@@ -104,8 +104,10 @@ def test_engine_equals_hf_generate(specs, reference, tiny_model_dir, ragged, sha
         assert lm.generate_until(requests(), disable_tqdm=True) == reference[name], name
         stats = gen.stats
         assert stats.new_tokens > 0
-        joins += stats.joins
         position_local = name not in ("conva-gated", "conva-ungated-generated")
+        joins += stats.joins
+        reuses += stats.prefix_reuses
+        assert stats.prefix_reuses == 0 or (share_prefix and position_local), name
         # the 4 ROLE prompts share a long prefix: it ran once per admitted group, for position-local ops only
         assert (stats.shared_prefixes > 0) == (share_prefix and position_local), name
         assert (stats.prefill_tokens < stats.prompt_tokens) == (share_prefix and position_local), name
@@ -113,6 +115,8 @@ def test_engine_equals_hf_generate(specs, reference, tiny_model_dir, ragged, sha
             op = spec.interventions[0].op
             assert 0 < op.gate_counts["open"] < op.gate_counts["total"]  # the gate differs between rows
     assert (joins > 0) == ragged  # rows joined a running batch (ragged) or never did (static batches)
+    if ragged and share_prefix:  # rows admitted one at a time took their role's prefix from an earlier pass
+        assert reuses > 0
 
 
 def test_batch_size_one_and_large_batches_agree(specs, reference, tiny_model_dir):
