@@ -28,7 +28,9 @@ Shared prefix (``share_prefix``): entering rows of one config whose ops are all 
 ``min_shared_prefix`` tokens (one role's questionnaire preamble) run that prefix once (batch of one),
 repeat its KV cache for every row, and run only their remaining tokens against it. The prefix ends before
 each row's last prompt token and before the first column where the rows' steering masks differ, so every
-position is steered exactly as in a whole-row pass.
+position is steered exactly as in a whole-row pass. Prefix passes are kept (per config and tokens, the
+``max_prefixes`` most recent): a row admitted later, alone or in a small group (ragged refills admit a few rows
+at a time), takes its role's prefix KV from there when its tokens and steering masks match that far.
 
 Exactness: the tokens equal HF greedy ``generate``'s (tests/test_generation.py: tiny Llama/Gemma, float32,
 every op and selector, ragged and prefix on/off); batch composition and padding change float summation
