@@ -3,7 +3,7 @@
 A run is one ``results_<timestamp>.json`` (anywhere under the folder given) plus the
 ``samples_<task>_<timestamp>.jsonl`` files written beside it with the same timestamp. The steering
 config of a run comes from the results JSON's ``config.steering`` (docs/ARCHITECTURE.md §3): absent
-(plain ``hf``) or with no interventions = unsteered. A sweep run may tag each sample instead, with
+(plain ``hf``) or with no interventions and no ``meta.kind`` = unsteered. A sweep run may tag each sample instead, with
 ``doc["steer_dim"]`` (and optionally ``doc["steer_kind"]``, ``doc["feature"]``); that tag wins.
 
 Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
@@ -55,9 +55,13 @@ class Run:
 
     @property
     def steering(self) -> dict[str, Any] | None:
-        """``config.steering`` of the results JSON, or None when the run is unsteered."""
+        """``config.steering`` of the results JSON, or None when the run is unsteered: no interventions and no
+        ``meta.kind`` (a steering file with only a ``meta.kind`` labels a run changed otherwise, e.g. ``conva
+        sft``'s ``steer_sft_<value>.yaml`` beside ``peft=``)."""
         steering = (self.results.get("config") or {}).get("steering")
-        if not steering or not (steering.get("spec") or {}).get("interventions"):
+        if not steering:
+            return None
+        if not (steering.get("spec") or {}).get("interventions") and not (steering.get("meta") or {}).get("kind"):
             return None
         return steering
 
