@@ -112,6 +112,22 @@ def steer_feature(steering: dict[str, Any] | None) -> Any:
     return feats[0] if len(feats) == 1 else None
 
 
+AMOUNT_KEYS = ("strength", "factor", "value")  # the amount field of add / scale_feature / clamp_feature
+
+
+def steer_amount(steering: dict[str, Any] | None) -> float | None:
+    """How strongly a config steers (``meta`` strength/factor/value, else its one intervention's), or None."""
+    if steering is None:
+        return None
+    meta = steering.get("meta") or {}
+    interventions = (steering.get("spec") or {}).get("interventions") or []
+    for source in [meta] + (interventions if len(interventions) == 1 else []):
+        for key in AMOUNT_KEYS:
+            if isinstance(source.get(key), (int, float)) and not isinstance(source.get(key), bool):
+                return float(source[key])
+    return None
+
+
 def find_runs(paths: list[str | Path]) -> list[Run]:
     """Every run (results JSON + its sample files) under each path; labels are unique.
 

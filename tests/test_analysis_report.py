@@ -89,15 +89,21 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     assert main(["report", str(runs[0]), str(runs[1]), "--out", str(out), "--bootstrap", "50"]) == 0
     page = (out / "report.html").read_text()
     tables = ["runs", "leaderboard_orientations", "leaderboard", "orientations", "steering_effects",
-              "steering_effects_per_value", "sae_table", "noise_ratio", "mean_similarity", "sae_vs_explicit"]
-    tables = [t for t in tables if t != "sae_vs_explicit"]  # no explicit-instruction run here
+              "steering_effects_per_value", "sae_table", "noise_ratio", "mean_similarity", "config_shifts"]
     for name in tables:
         assert f"id='table-{name}'" in page, name
         assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.md").is_file()
-    for plot in ("graphs", "expected_unexpected", "sae_heatmap"):
+    for plot in ("graphs", "orientation_bars", "expected_unexpected", "sae_heatmap"):
         assert f"id='plot-{plot}'" in page, plot
         assert (out / "plots" / f"{plot}.png").stat().st_size > 0 and (out / "plots" / f"{plot}.svg").is_file()
-    assert page.count("src='data:image/png;base64,") == 3
+    assert page.count("src='data:image/png;base64,") == 4
+    # one strength, no judge: one line each, with the fix; no explicit-instruction run: Table 3 says so
+    for key in ("dose_response", "thought_answer_inconsistency"):
+        assert f"id='skip-{key}'" in page, key
+    assert "id='plot-dose_response'" not in page
+    assert "no explicit-instruction run: SAE rows only. Fix: add a valuebench_explicit run" in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["configs"] == ["unsteered", "yes-dir-x8"] and summary["rows"] == 8
     assert "<img" in page and "src='plots/" not in page  # self-contained
     wide = pd.read_csv(out / "tables" / "orientations.csv", keep_default_na=False)
     assert list(wide.columns[:2]) == ["steer_dim", "player_name"]
