@@ -11,10 +11,16 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_synthetic import VALUES, discrete_table, random_dag
 
 from analysis.cli import main
-from analysis.shifts import ConfigInfo, config_shifts, dose_response, orientation_shifts, strongest_config
-from analysis_synthetic import VALUES, discrete_table, random_dag
+from analysis.shifts import (
+    ConfigInfo,
+    config_shifts,
+    dose_response,
+    orientation_shifts,
+    strongest_config,
+)
 
 CONFIGS = ["", "sae-f1", "sae-f2", "sae-f3", "vec-yes-no"]
 
