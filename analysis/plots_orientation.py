@@ -33,7 +33,7 @@ def plot_orientation_bars(shifts: pd.DataFrame, configs: list[str], out: Path,
     steered = sub.pivot_table(index="value", columns="steer_dim", values="steered", aggfunc="mean").reindex(values)
     n = 1 + len(configs)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(10.0, 0.75 * len(values) * n / 3 + 4), 4.8))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(10.0, 0.25 * len(values) * n)), 4.8))
     x = np.arange(len(values))
     ax.bar(x - 0.4 + width / 2, base.to_numpy(float), width, label="unsteered", color="#9a9a9a")
     colours = plt.get_cmap("tab10")

@@ -110,6 +110,12 @@ FIX = {
 }
 
 
+# the summary's figures, in this order (issue 20: value graph, Figure 4, orientation shifts, dose-response)
+TOP_ORDER = {"graph_edges": 0, "graphs": 1, "steering_effects": 2, "expected_unexpected": 3, "orientation_bars": 4,
+             "dose_response": 5}
+WIDE = {"orientation_bars"}
+
+
 @dataclass
 class Section:
     """One part of the page: ``intro`` (what it shows, which paper table/figure), then ``html``; a section
@@ -167,8 +173,10 @@ class Report:
                 "summary first, the tables after it. Every image is embedded; the tables are also under "
                 "<code>tables/</code> (CSV + markdown).</p>\n")
         body += "<section id='summary'><h2>Summary</h2>\n" + _summary_html(self.summary)
-        body += "<div class='figures'>" + "".join(f"<div class='fig'>{_section_html(s, f'top{i}', 'h3')}</div>"
-                                                  for i, s in enumerate(self.top))
+        top = sorted(self.top, key=lambda s: TOP_ORDER.get(s.key, len(TOP_ORDER)))
+        body += "<div class='figures'>" + "".join(
+            f"<div class='fig{' wide' if s.key in WIDE else ''}'>{_section_html(s, f'top{i}', 'h3')}</div>"
+            for i, s in enumerate(top))
         body += "</div></section>\n"
         body += "<h2>Contents</h2><ul class='toc'>" + "".join(
             f"<li><a href='#s{i}'>{html.escape(s.title)}</a>{' (not computed)' if s.skipped else ''}</li>"

@@ -48,7 +48,7 @@ table.tbl th{background:#f2f2f2} img{max-width:100%} .note{color:#555;font-size:
 .lede{font-size:15px;color:#333} .intro{color:#245;font-size:14px;margin:0.2em 0 0.6em}
 .skipped{color:#7a4b00;font-size:14px;margin:0.4em 0} td.skipped{text-align:left}
 #summary{border:1px solid #c9d6e3;background:#f7fafc;padding:0.5em 1.2em 1em;margin:1em 0 2em}
-#summary .figures{display:flex;flex-wrap:wrap;gap:1em} #summary .fig{flex:1 1 600px}
+#summary .figures{display:flex;flex-wrap:wrap;gap:1em} #summary .fig{flex:1 1 600px} #summary .fig.wide{flex-basis:100%}
 .shift{white-space:nowrap;margin-right:0.8em} .headline{font-size:15px}
 """
 
