@@ -4,7 +4,7 @@ show every image (none broken), log no console error and no page error; a full-p
 the test's tmp dir (``report.png``).
 
 Needs Chromium and Playwright's Python client (it drives the system Chromium; no browser download):
-``apt-get install -y chromium && pip install playwright``, then
+``apt-get install -y chromium && pip install ".[browser]"`` (Playwright), then
 ``python -m pytest -q -m slow tests/test_report_browser.py``. Without them the test is skipped, saying so.
 """
 
@@ -17,7 +17,8 @@ import pytest
 
 from conftest import write_vector_sweep
 
-HOW = ("needs headless Chromium and Playwright: `apt-get install -y chromium && pip install playwright`, then "
+HOW = ("needs headless Chromium and Playwright: `apt-get install -y chromium && pip install playwright` "
+       "(or the `browser` extra), then "
        "`python -m pytest -q -m slow tests/test_report_browser.py`")
 
 
