@@ -14,7 +14,6 @@ import os
 import shutil
 
 import pytest
-
 from conftest import write_vector_sweep
 
 HOW = ("needs headless Chromium and Playwright: `apt-get install -y chromium && pip install playwright` "
