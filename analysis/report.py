@@ -162,7 +162,8 @@ class Report:
     def skip(self, key: str, title: str, reason: str, fix: str | None = None, top: bool = False) -> None:
         """A section that cannot be computed: one line, the reason and the fix."""
         fix = FIX.get(key, "") if fix is None else fix
-        text = reason.rstrip(".") + "." + (f" Fix: {fix}" if fix else "")
+        reason = reason.strip().rstrip(".")
+        text = reason[:1].upper() + reason[1:] + "." + (f" Fix: {fix}" if fix else "")
         (self.top if top else self.sections).append(Section(title, intro=INTRO.get(key, ""), skipped=text, key=key))
 
     def note(self, text: str) -> None:
