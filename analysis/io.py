@@ -222,18 +222,18 @@ def valuebench_tasks(run: Run) -> list[str]:
     return sorted(t for t in run.sample_files if _VB_TASK.match(t))
 
 
-def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> pd.DataFrame:
+def load_samples(paths: list[str | Path] | list[Run], require: bool = True, progress: bool = True) -> pd.DataFrame:
     """The tidy table of every logged ValueBench sample of every run under ``paths``.
 
     ``require``: raise when a run has ValueBench results but no sample files (lm_eval was run
-    without ``--log_samples``), naming the missing file.
+    without ``--log_samples``), naming the missing file. ``progress``: a bar when there are 50 files or more.
     """
     runs = paths if paths and isinstance(paths[0], Run) else find_runs(paths)  # type: ignore[arg-type]
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
     n_files = sum(len(valuebench_tasks(r)) for r in runs)
-    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=n_files < 50)
+    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=not progress or n_files < 50)
     for run in runs:
         tasks = valuebench_tasks(run)
         vb_results = [t for t in run.results.get("results", {}) if _VB_TASK.match(t)]

@@ -336,7 +336,7 @@ def _runs_step(rep: Report, runs: list[str], done: Computed) -> pd.DataFrame | N
         rep.table("leaderboard_orientations", "Per-value orientation of each run", view,
                   "mean item score in [-1, 1] (results JSON); Δ = last run − first run")
     rep.table("leaderboard", "All metrics of each run", board)
-    samples = load_samples(found, require=False)
+    samples = load_samples(found, require=False, progress=False)  # the report's own bar counts its steps
     if samples.empty:
         rep.note("no ValueBench samples in the runs (run lm_eval with --log_samples); orientation-based "
                  "steps skipped.")
