@@ -9,6 +9,7 @@ from pathlib import Path
 from analysis.causal import INDEP_TESTS
 from analysis.cmdutil import friendly_errors
 from analysis.effect_rules import add_rule_arguments, rules_from_args
+from analysis.orientations import SCORES
 from analysis.report import build_report
 
 HELP = "full analysis of lm-eval runs (or orientation CSVs): tables (CSV+md), graphs, plots and one self-contained HTML"
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", action="append", default=[], help="wide CSV of train roles (graph, SAE train)")
     parser.add_argument("--test", action="append", default=[], help="wide CSV of test roles (metrics, SAE test)")
     parser.add_argument("--mode", default=None, help="questionnaire mode when runs mix them: cot or ll")
+    parser.add_argument("--score", default="hard", choices=SCORES,
+                        help="item score: hard (+1/-1/0, Kang et al.) or soft (loglikelihood runs: agreement x "
+                             "(p(yes) - p(no)); pair it with --atol, e.g. 0.05, for what counts as a change)")
     parser.add_argument("--reference", action="append", default=[], help="extra reference graph: edge-list file")
     parser.add_argument("--judge", action="store_true",
                         help="use the configured judge: Template 5 reference graph and Table 2")
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     rep = build_report(args.runs, args.out, orientations=args.orientations, train_csv=args.train,
                        test_csv=args.test, mode=args.mode, references=args.reference, use_judge=args.judge,
                        alpha=args.alpha, indep_test=args.indep_test, n_boot=args.bootstrap, seed=args.seed,
-                       rules=rules_from_args(args), sensitivity=args.sensitivity, progress=not args.no_progress)
+                       rules=rules_from_args(args), sensitivity=args.sensitivity, progress=not args.no_progress,
+                       score=args.score)
     if args.verbose:
         _print_lm_eval_tables(args.runs)
         for note in rep.notes:

@@ -12,7 +12,8 @@ Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
 role_prompt = unsteered with a role / sae_feature / vector / conva / explicit_instruction / other), ``feature`` (SAE feature id or None), ``role_id``,
 ``role_name``, ``role_split``, ``value``, ``item_id``, ``agreement``, ``instruction``, ``question``,
 ``score`` (the per-sample metric ``orientation``: +1/-1/0, NaN = unscored), ``label``, ``thought``,
-``answer``, ``judged_by``, ``p_yes_minus_p_no``.
+``answer``, ``judged_by``, ``p_yes_minus_p_no``, ``score_soft`` (the loglikelihood tasks' per-sample
+``orientation_soft`` = agreement x (p(yes) - p(no)), in [-1, 1]; NaN for CoT runs).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from lm_eval_tasks.lm_eval_outputs import (
 SAMPLE_COLUMNS = [
     "run", "run_dir", "model", "task", "mode", "config", "steer_kind", "feature", "role_id", "role_name",
     "role_split", "value", "item_id", "agreement", "instruction", "question", "score", "label",
-    "thought", "answer", "judged_by", "p_yes_minus_p_no",
+    "thought", "answer", "judged_by", "p_yes_minus_p_no", "score_soft",
 ]
 
 _VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
@@ -277,5 +278,5 @@ def _sample_row(run: Run, task: str, mode: str, s: dict[str, Any]) -> dict[str, 
         "agreement": doc.get("agreement"), "instruction": instruction, "question": doc.get("question"),
         "score": _float(s.get("orientation")), "label": resp.get("label"), "thought": resp.get("thought"),
         "answer": resp.get("answer"), "judged_by": resp.get("judged_by"),
-        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")),
+        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")), "score_soft": _float(s.get("orientation_soft")),
     }

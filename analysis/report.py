@@ -204,8 +204,10 @@ def _summary_html(summary: RunSummary | None) -> str:
         return "<p class='skipped'>No summary: no orientations could be computed from the input.</p>"
     esc = html.escape
     took = f" in {summary.wall_seconds:.0f} s" if summary.wall_seconds is not None else ""
+    score = "soft item score agreement x (p(yes) − p(no)), ours" if summary.score == "soft" else "item score ±1/0"
     out = [f"<p class='headline'>{len(summary.configs)} configs x {len(summary.roles)} roles "
-           f"({summary.rows} orientation rows){took}; causal value graph: "
+           f"({summary.rows} orientation rows){took}; orientations: mean {score}, a change = a move "
+           f"> {summary.atol:g}; causal value graph: "
            + (f"<b>{summary.pc_edges} PC edges</b> ({esc(summary.pc_rows)})" if summary.pc_edges is not None
               else f"not computed ({esc(summary.skipped.get('graph', ''))})") + ".</p>"]
     rows = []
@@ -265,6 +267,7 @@ class ReportOptions:
     seed: int = 0
     rules: EffectRules = PAPER_TEXT
     sensitivity: bool = False
+    score: str = "hard"
 
 
 @dataclass
@@ -283,9 +286,9 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
                  test_csv: list[str] | None = None, mode: str | None = None, references: list[str] | None = None,
                  use_judge: bool = False, alpha: float = 0.05, indep_test: str = "fisherz",
                  n_boot: int = 1000, seed: int = 0, rules: EffectRules = PAPER_TEXT,
-                 sensitivity: bool = False, progress: bool = True) -> Report:
+                 sensitivity: bool = False, progress: bool = True, score: str = "hard") -> Report:
     opts = ReportOptions(orientations, train_csv, test_csv, mode, references, use_judge, alpha, indep_test,
-                         n_boot, seed, rules, sensitivity)
+                         n_boot, seed, rules, sensitivity, score)
     rep = Report(out=out)
     done = Computed()
     out.mkdir(parents=True, exist_ok=True)
@@ -295,9 +298,9 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
     tables = _orientations_step(rep, samples, opts)
     if tables is None:
         rep.note("no orientations: pass RUN_DIRs with logged ValueBench samples or --orientations CSV.")
-        return _finish(rep, steps, None, done)
+        return _finish(rep, steps, None, done, opts)
     steps.update()
-    _shifts_step(rep, tables, done)
+    _shifts_step(rep, tables, done, opts.rules.atol)
     steps.update()
     graphs = _graphs_step(rep, tables, opts, done)
     steps.update()
@@ -309,14 +312,14 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
         rep.skip("steering_effects", "Steering effects along causal relations (Kang et al. §2.3, Figure 4)",
                  "there is no value graph to measure along", FIX["graph"], top=True)
     steps.update()
-    _sae_step(rep, tables, done)
+    _sae_step(rep, tables, opts.rules.atol)
     steps.update()
     if opts.use_judge and samples is not None:
         _table2_step(rep, samples)
     else:
         rep.skip("thought_answer_inconsistency", "Table 2: thought/answer inconsistency (Kang et al. §3.3)",
                  "it needs the configured judge" + ("" if opts.use_judge else " (--judge was not given)"))
-    return _finish(rep, steps, tables, done)
+    return _finish(rep, steps, tables, done, opts)
 
 
 def _runs_step(rep: Report, runs: list[str], done: Computed) -> pd.DataFrame | None:
@@ -352,7 +355,7 @@ def _orientations_step(rep: Report, samples: pd.DataFrame | None, opts: ReportOp
     """The orientation tables from the samples, replaced by any CSVs given; written in Kang et al.'s format."""
     full = train = test = None
     if samples is not None:
-        full = orientation_table(samples, mode=pick_mode(samples, opts.mode))
+        full = orientation_table(samples, mode=pick_mode(samples, opts.mode), score=opts.score)
         splits = set(full["role_split"].dropna())
         train = full[full["role_split"] == "train"].reset_index(drop=True) if "train" in splits else None
         test = full[full["role_split"] == "test"].reset_index(drop=True) if "test" in splits else None
@@ -366,14 +369,19 @@ def _orientations_step(rep: Report, samples: pd.DataFrame | None, opts: ReportOp
         full = pd.concat(parts, ignore_index=True)
     path = write_orientation_csv(full, rep.out / "tables" / "orientations.csv")
     rep.files.append(path)
+    what = ("soft item score agreement x (p(yes) - p(no)) (ours; --score soft)" if opts.score == "soft"
+            else "item score +1/-1/0")
     rep.table("orientations", "Orientation table (wide format: steer_dim, player_name, values)", full,
-              f"s_t[v] = mean item score per (config, role); also written as {path.name} (Kang et al.'s format)")
+              f"s_t[v] = mean {what} per (config, role); also written as {path.name} (Kang et al.'s format)")
+    if opts.score == "soft" or opts.rules.atol > 1e-6:
+        rep.note(f"orientations from the {what}; a value counts as changed when it moves by more than "
+                 f"{opts.rules.atol:g} (--atol).")
     return Orientations(full, train, test)
 
 
-def _shifts_step(rep: Report, tables: Orientations, done: Computed) -> None:
+def _shifts_step(rep: Report, tables: Orientations, done: Computed, atol: float) -> None:
     """Each config's orientation shift vs the same role unsteered: table, bars, dose-response."""
-    shifts = orientation_shifts(tables.full)
+    shifts = orientation_shifts(tables.full, atol)
     if shifts.empty:
         reason = "no steered config has an unsteered row of the same role to compare with"
         done.skipped["shift"] = reason
@@ -383,7 +391,7 @@ def _shifts_step(rep: Report, tables: Orientations, done: Computed) -> None:
     done.per_config = per
     rep.table("config_shifts", "Orientation shift of each config", per,
               "shift = steered − unsteered orientation of the same role, mean over roles; values_changed = "
-              "values with any shift, mean per role")
+              f"values that moved by more than {atol:g}, mean per role")
     order = per.sort_values("mean_abs_shift", ascending=False, kind="stable")["steer_dim"].tolist()
     rep.image("Per-value orientation, unsteered vs each config", plot_orientation_bars(shifts, order, rep.out / "plots"),
               "configs in order of their mean |shift| (at most 8 drawn)", top=True)
@@ -469,7 +477,7 @@ def _effects_step(rep: Report, tables: Orientations, graphs: dict[str, ValueGrap
         sensitivity_section(rep, eval_table, graphs, opts.rules, opts.n_boot, opts.seed)
 
 
-def _sae_step(rep: Report, tables: Orientations, done: Computed) -> None:
+def _sae_step(rep: Report, tables: Orientations, atol: float) -> None:
     """4. The SAE table (train vs test), noise ratio, mean similarity and Table 3."""
     sae_train = tables.train if tables.train is not None else tables.full
     sae_test = tables.test if tables.train is not None else None
@@ -478,7 +486,7 @@ def _sae_step(rep: Report, tables: Orientations, done: Computed) -> None:
         rep.skip("sae_table", title, "there are no steered configs in the orientations", FIX["sae"])
         return
     try:
-        table = sae_table(sae_train, sae_test)
+        table = sae_table(sae_train, sae_test, atol)
         noise = noise_ratio(table)
         for model, paper in PAPER_NOISE_RATIO.items():
             noise[f"paper {model}"] = noise["value"].map(paper)
@@ -487,7 +495,7 @@ def _sae_step(rep: Report, tables: Orientations, done: Computed) -> None:
         rep.table("noise_ratio", "Noise ratio per value", noise)
         rep.table("mean_similarity", "Mean train-test cosine per feature", mean_similarity(table))
         rep.image("SAE steering heatmap", plot_sae_heatmap(table, noise, rep.out / "plots"))
-        t3 = sae_vs_explicit(sae_train, sae_test) if sae_test is not None else pd.DataFrame()
+        t3 = sae_vs_explicit(sae_train, sae_test, atol) if sae_test is not None else pd.DataFrame()
         if t3.empty:
             rep.skip("sae_vs_explicit", "Table 3: SAE vs explicit value instruction (test roles)",
                      "it needs test roles under the SAE features and an explicit-instruction run"
@@ -540,13 +548,13 @@ def sensitivity_section(rep: Report, table: pd.DataFrame, graphs: dict[str, Valu
               "histograms over choices; lines: the marked choices", intro=INTRO["sensitivity"])
 
 
-def _summary(rep: Report, tables: Orientations, done: Computed) -> RunSummary:
+def _summary(rep: Report, tables: Orientations, done: Computed, opts: ReportOptions) -> RunSummary:
     full = tables.full
     dims = full["steer_dim"].fillna("").astype(str)
     configs = ["unsteered" if d == "" else d for d in dict.fromkeys(dims)]
     roles = list(dict.fromkeys(full.get("role_id", full["player_name"]).astype(str)))
     summary = RunSummary(configs=configs, roles=roles, rows=len(full), pc_edges=done.pc_edges, pc_rows=done.pc_rows,
-                         skipped=dict(done.skipped))
+                         skipped=dict(done.skipped), score=opts.score, atol=opts.rules.atol)
     per = done.per_config
     best = strongest_config(per) if per is not None else None
     if best is not None:
@@ -565,11 +573,11 @@ def _summary(rep: Report, tables: Orientations, done: Computed) -> RunSummary:
     return summary
 
 
-def _finish(rep: Report, steps: tqdm, tables: Orientations | None, done: Computed) -> Report:
+def _finish(rep: Report, steps: tqdm, tables: Orientations | None, done: Computed, opts: ReportOptions) -> Report:
     steps.update(steps.total - steps.n)
     steps.close()
     if tables is not None:
-        rep.summary = _summary(rep, tables, done)
+        rep.summary = _summary(rep, tables, done, opts)
         rep.summary.write(rep.out / "summary.json")
     rep.write("Value steering analysis")
     return rep

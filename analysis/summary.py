@@ -7,7 +7,7 @@ role and SAE steering beside the paper's, plus why any of them could not be comp
 
 ``summary.json`` keys: ``wall_seconds`` (null unless the caller timed the job), ``configs``, ``roles``,
 ``rows``, ``pc_edges``, ``pc_rows``, ``strongest_config``, ``strongest_shift`` {value: shift},
-``strongest_values_changed``, ``figure4`` = {"role": {"expected": E, "unexpected": E, "n_steered_values": E},
+``strongest_values_changed``, ``score`` (hard / soft), ``atol``, ``figure4`` = {"role": {"expected": E, "unexpected": E, "n_steered_values": E},
 "sae": {...}} with E = {"estimate", "ci": [low, high], "paper": {model: number}} or null, ``skipped``
 {what: reason}, ``report`` (path of report.html).
 """
@@ -93,6 +93,8 @@ class RunSummary:
     skipped: dict[str, str] = field(default_factory=dict)
     wall_seconds: float | None = None
     report: str | None = None
+    score: str = "hard"  # the item score orientations are means of (analysis.orientations.SCORES)
+    atol: float = 1e-9  # a value counts as changed when it moves by more than this
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,7 +111,9 @@ class RunSummary:
     def lines(self) -> list[str]:
         """The short console summary."""
         took = f" in {self.wall_seconds:.0f} s" if self.wall_seconds is not None else ""
-        out = [f"{len(self.configs)} configs x {len(self.roles)} roles ({self.rows} orientation rows){took}"]
+        score = "soft item score agreement x (p(yes) - p(no))" if self.score == "soft" else "item score +1/-1/0"
+        out = [f"{len(self.configs)} configs x {len(self.roles)} roles ({self.rows} orientation rows){took}; "
+               f"orientations: mean {score}, a change = a move > {self.atol:g}"]
         if self.strongest_config:
             changed = (f", {self.strongest_values_changed:.1f} of {len(self.strongest_shift)} values changed per role"
                        if self.strongest_values_changed is not None else "")

@@ -6,6 +6,9 @@
 #      vector config, the unit embedding(" yes") - embedding(" no") direction, added the same way;
 #   2. python -m analysis report on it: PC value graph, Figure 4 (role and SAE steering, 95% bootstrap CIs),
 #      the SAE table, orientation shifts; prints the summary and writes OUT/summary.json.
+# Orientations use the soft item score agreement x (p(yes) - p(no)) (--score soft), and a value counts as changed
+# when it moves by more than ATOL: this model answers " no" to every item unsteered in loglikelihood mode, so the
+# hard +1/-1 score (Kang et al.'s) is constant across roles and configs and no graph could be learned from it.
 #   OUT=results/main_job bash examples/main_job.sh              # rerun after a kill: the sweep resumes
 #   ROLES=8 STRENGTH="50, 100" VERBOSE=1 OUT=... bash examples/main_job.sh
 # FEATURES are the top features of `python -m steering_models.sae top-features --sae default --text
@@ -21,6 +24,8 @@ ITEM_FRACTION=${ITEM_FRACTION:-0.25}
 FEATURES=${FEATURES:-"3317, 804, 4014"}
 STRENGTH=${STRENGTH:-100}
 BOOTSTRAP=${BOOTSTRAP:-1000}
+SCORE=${SCORE:-soft}
+ATOL=${ATOL:-0.1}
 VERBOSE=${VERBOSE:-}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -58,6 +63,6 @@ echo "== 1/2 sweep: $ROLES train roles (r0 + $((ROLES - 1))), unsteered + SAE fe
      "at strength [$STRENGTH], one model load -> $OUT/sweep"
 "${quiet[@]}" python -m steering_models.sweep run "$OUT/sweep.yaml" --out "$OUT/sweep"
 echo "== 2/2 report: python -m analysis report $OUT/sweep/configs/* --out $OUT/report"
-python -m analysis report "$OUT"/sweep/configs/* --out "$OUT/report" --bootstrap "$BOOTSTRAP" \
-  --summary "$OUT/summary.json" --job-started "$T0" "${report_flags[@]}"
+python -m analysis report "$OUT"/sweep/configs/* --out "$OUT/report" --bootstrap "$BOOTSTRAP" --score "$SCORE" --atol "$ATOL" \
+  --summary "$OUT/summary.json" --job-started "$T0" ${report_flags[@]+"${report_flags[@]}"}
 echo "Results: $OUT  (sweep: $OUT/sweep; summary: $OUT/summary.json; report: $OUT/report/report.html)"

@@ -180,3 +180,29 @@ def test_rerun_into_the_same_folder_keeps_the_newest(runs, tmp_path):
         found = find_runs([copy])
     assert len(found) == 1 and found[0].label == "unsteered"
     assert "2099" in found[0].results_path.name and len(found[0].sample_files) == 34
+
+
+def test_report_soft_score_from_real_output(runs, tmp_path, capsys):
+    """--score soft: orientations are means of the ll task's per-sample orientation_soft (agreement x
+    (p(yes) - p(no))), a change needs a move > --atol; the summary says so."""
+    out = tmp_path / "soft"
+    assert main(["report", str(runs[0]), str(runs[1]), "--out", str(out), "--bootstrap", "20", "--score", "soft",
+                 "--atol", "0.05", "--no-progress"]) == 0
+    wide = pd.read_csv(out / "tables" / "orientations.csv", keep_default_na=False)
+    samples = load_samples(list(runs))
+    expected = samples[(samples["role_id"] == "r0") & (samples["config"] == "") & (samples["value"] == "Empathy")]
+    got = wide[(wide["steer_dim"] == "") & (wide["player_name"] == "")]["Empathy"].iloc[0]
+    assert got == pytest.approx((expected["agreement"] * expected["p_yes_minus_p_no"]).mean())
+    assert not set(wide["Empathy"]) <= {-1.0, 0.0, 1.0}  # soft, not the hard +1/-1/0 means
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["score"] == "soft" and summary["atol"] == 0.05
+    shifts = pd.read_csv(out / "tables" / "config_shifts.csv")
+    moved = (pd.read_csv(out / "tables" / "orientations.csv", keep_default_na=False)
+             .pipe(lambda w: w[w["steer_dim"] != ""]))
+    assert len(shifts) == 1 and len(moved) == 4
+    assert "orientations: mean soft item score" in capsys.readouterr().out
+    cot = samples.assign(mode="cot", score_soft=float("nan"))
+    from analysis.orientations import orientation_table
+
+    with pytest.raises(ValueError, match=r"--score soft needs loglikelihood runs \(valuebench_ll_\*\)"):
+        orientation_table(cot, score="soft")
