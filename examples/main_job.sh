@@ -9,6 +9,8 @@
 # Orientations use the soft item score agreement x (p(yes) - p(no)) (--score soft), and a value counts as changed
 # when it moves by more than ATOL: this model answers " no" to every item unsteered in loglikelihood mode, so the
 # hard +1/-1 score (Kang et al.'s) is constant across roles and configs and no graph could be learned from it.
+# PC learns from every row (--pc-rows all: the roles under every config, unsteered included; Kang: the rows under
+# the SAE features), and Figure 4's SAE units are the SAE features only (--features), not the vector.
 #   OUT=results/main_job bash examples/main_job.sh              # rerun after a kill: the sweep resumes
 #   ROLES=8 STRENGTH="50, 100" VERBOSE=1 OUT=... bash examples/main_job.sh
 # FEATURES are the top features of `python -m steering_models.sae top-features --sae default --text
@@ -35,8 +37,15 @@ if [ -n "$VERBOSE" ]; then quiet=(env); report_flags=(--verbose); fi
 
 [ -f "$OUT/yes_minus_no.safetensors" ] || python -m steering_models.vectors token-diff --pretrained default \
   --plus " yes" --minus " no" --out "$OUT/yes_minus_no.safetensors" > /dev/null
+strengths=(${STRENGTH//,/ })
+: > "$OUT/sae_features.txt"  # the SAE configs: Figure 4's SAE units (the vector is steered too, but is no SAE feature)
+for f in ${FEATURES//,/ }; do
+  for s in "${strengths[@]}"; do
+    if [ ${#strengths[@]} -gt 1 ]; then echo "sae-f$f-s$s"; else echo "sae-f$f"; fi >> "$OUT/sae_features.txt"
+  done
+done
 vector_configs=""
-for s in ${STRENGTH//,/ }; do
+for s in "${strengths[@]}"; do
   vector_configs="$vector_configs
   - {name: vec-yes-no-x$s, meta: {kind: vector, key: yes-no, strength: $s}, interventions: [{layer: 12, op: add,
      strength: $s, source: {vector: $OUT/yes_minus_no.safetensors}, positions: {match: ' your values'}}]}"
@@ -64,5 +73,6 @@ echo "== 1/2 sweep: $ROLES train roles (r0 + $((ROLES - 1))), unsteered + SAE fe
 "${quiet[@]}" python -m steering_models.sweep run "$OUT/sweep.yaml" --out "$OUT/sweep"
 echo "== 2/2 report: python -m analysis report $OUT/sweep/configs/* --out $OUT/report"
 python -m analysis report "$OUT"/sweep/configs/* --out "$OUT/report" --bootstrap "$BOOTSTRAP" --score "$SCORE" --atol "$ATOL" \
+  --features "$OUT/sae_features.txt" --pc-rows all \
   --summary "$OUT/summary.json" --job-started "$T0" ${report_flags[@]+"${report_flags[@]}"}
 echo "Results: $OUT  (sweep: $OUT/sweep; summary: $OUT/summary.json; report: $OUT/report/report.html)"
