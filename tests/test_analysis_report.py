@@ -206,3 +206,17 @@ def test_report_soft_score_from_real_output(runs, tmp_path, capsys):
 
     with pytest.raises(ValueError, match=r"--score soft needs loglikelihood runs \(valuebench_ll_\*\)"):
         orientation_table(cot, score="soft")
+
+
+def test_report_prints_lm_eval_tables_only_when_verbose(runs, tmp_path, capsys):
+    args = ["report", str(runs[0]), str(runs[1]), "--bootstrap", "10", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "quiet")]) == 0
+    quiet = capsys.readouterr()
+    assert not re.search(r"\|\s*Tasks\s*\|", quiet.out) and "note:" not in quiet.out
+    assert "report sections" not in quiet.err  # --no-progress
+    assert main([*args, "--out", str(tmp_path / "loud"), "--verbose"]) == 0
+    loud = capsys.readouterr().out
+    assert "== unsteered" in loud and "== steered" in loud
+    assert re.search(r"\|\s*Tasks\s*\|", loud) and re.search(r"\|\s*- Achievement\s*\|.*\|n_scored", loud)
+    assert re.search(r"\|ll\s*\|\s*0\|orientation_soft\|", loud)
+    assert "note:" in loud
