@@ -21,6 +21,12 @@
 set -euo pipefail
 T0=$(date +%s)
 OUT=${OUT:-results/main_job}
+PRETRAINED=${PRETRAINED:-default}  # another model: a local HF folder or hub id, with SAE and LAYER to match
+SAE=${SAE:-default}
+LAYER=${LAYER:-12}
+PLUS=${PLUS:- yes}  # the vector config: unit embedding(PLUS) - embedding(MINUS), single tokens
+MINUS=${MINUS:- no}
+vec_name="vec-$(echo $PLUS)-$(echo $MINUS)"
 ROLES=${ROLES:-6}
 ITEM_FRACTION=${ITEM_FRACTION:-0.25}
 FEATURES=${FEATURES:-"3317, 804, 4014"}
@@ -35,8 +41,8 @@ quiet=(env TQDM_DISABLE=1)  # lm-eval's per-subtask bars off; the sweep's own ba
 report_flags=()
 if [ -n "$VERBOSE" ]; then quiet=(env); report_flags=(--verbose); fi
 
-[ -f "$OUT/yes_minus_no.safetensors" ] || python -m steering_models.vectors token-diff --pretrained default \
-  --plus " yes" --minus " no" --out "$OUT/yes_minus_no.safetensors" > /dev/null
+[ -f "$OUT/$vec_name.safetensors" ] || python -m steering_models.vectors token-diff --pretrained "$PRETRAINED" \
+  --plus "$PLUS" --minus "$MINUS" --out "$OUT/$vec_name.safetensors" > /dev/null
 strengths=(${STRENGTH//,/ })
 : > "$OUT/sae_features.txt"  # the SAE configs: Figure 4's SAE units (the vector is steered too, but is no SAE feature)
 for f in ${FEATURES//,/ }; do
@@ -47,11 +53,11 @@ done
 vector_configs=""
 for s in "${strengths[@]}"; do
   vector_configs="$vector_configs
-  - {name: vec-yes-no-x$s, meta: {kind: vector, key: yes-no, strength: $s}, interventions: [{layer: 12, op: add,
-     strength: $s, source: {vector: $OUT/yes_minus_no.safetensors}, positions: {match: ' your values'}}]}"
+  - {name: $vec_name-x$s, meta: {kind: vector, key: '$(echo $PLUS)-$(echo $MINUS)', strength: $s}, interventions: [{layer: $LAYER, op: add,
+     strength: $s, source: {vector: $OUT/$vec_name.safetensors}, positions: {match: ' your values'}}]}"
 done
 cat > "$OUT/sweep.yaml" <<YAML
-model: {pretrained: default}
+model: {pretrained: $PRETRAINED}
 tasks: [valuebench_ll_train]
 metadata: {num_roles: $ROLES, item_fraction: $ITEM_FRACTION}
 batch_size: 16
@@ -59,16 +65,16 @@ configs_per_pass: 16
 configs:
   - unsteered
   - sae_top_features:
-      sae: default
+      sae: $SAE
       features: [$FEATURES]
-      layer: 12
+      layer: $LAYER
       op: add
       strength: [$STRENGTH]
       positions: {match: " your values"}
 $vector_configs
 YAML
 
-echo "== 1/2 sweep: $ROLES train roles (r0 + $((ROLES - 1))), unsteered + SAE features [$FEATURES] + the yes-no vector" \
+echo "== 1/2 sweep: $ROLES train roles (r0 + $((ROLES - 1))), unsteered + SAE features [$FEATURES] + $vec_name" \
      "at strength [$STRENGTH], one model load -> $OUT/sweep"
 "${quiet[@]}" python -m steering_models.sweep run "$OUT/sweep.yaml" --out "$OUT/sweep"
 echo "== 2/2 report: python -m analysis report $OUT/sweep/configs/* --out $OUT/report"
