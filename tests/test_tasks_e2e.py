@@ -178,7 +178,10 @@ def test_building_our_tasks_logs_no_custom_kwargs_warning(caplog):
 
     from lm_eval_tasks.metadata_task import MetadataTask
 
-    manager = TaskManager(metadata={"num_roles": 2, "item_fraction": 0.2, "conva_dir": str(conva_dir())})
+    import lm_eval_tasks
+
+    manager = TaskManager(include_path=str(Path(lm_eval_tasks.__file__).parent), include_defaults=False,
+                          metadata={"num_roles": 2, "item_fraction": 0.2, "conva_dir": str(conva_dir())})
     with caplog.at_level(logging.WARNING, logger="lm_eval"):
         tasks = get_task_dict(["valuebench_ll_train", "mmlu_conva4_astronomy", "schwartz_dilemmas_power"], manager)
     leaves = {name: task for name, task in _leaves(tasks)}
