@@ -176,9 +176,8 @@ def test_building_our_tasks_logs_no_custom_kwargs_warning(caplog):
 
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    from lm_eval_tasks.metadata_task import MetadataTask
-
     import lm_eval_tasks
+    from lm_eval_tasks.metadata_task import MetadataTask
 
     manager = TaskManager(include_path=str(Path(lm_eval_tasks.__file__).parent), include_defaults=False,
                           metadata={"num_roles": 2, "item_fraction": 0.2, "conva_dir": str(conva_dir())})
