@@ -4,83 +4,24 @@ One *call* is either a scoring forward pass (lm-eval loglikelihood: prompt + con
 pass) or a whole ``generate`` (prefill, then one forward per new token). ``SteeringRuntime.call``
 is a context manager: it registers a pre-hook on the model (to know which absolute positions each
 forward pass covers) and one hook per steered block, and removes them all on exit, also on error.
+
+What the sweep needs of a runtime is public: ``bound_for(configs)`` (the bound ops of some configs),
+``selectors(configs)``, ``prompt_mask(...)`` (the positions a selector marks in a call's input) and
+``call(..., configs=...)`` (hook only those configs' interventions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import torch
 
-from steering_models.ops import text_config
+from steering_models.calls import CallContext, OpFn, RowLayout
+from steering_models.model_helpers import find_blocks
 from steering_models.positions import Positions
 from steering_models.spec import SteerSpec
-
-if TYPE_CHECKING:
-    from steering_models.ops import OpFn
-
-
-@dataclass(frozen=True)
-class RowLayout:
-    """Where a row's real tokens sit in the padded input of a call."""
-
-    offset: int  # index of the first real token (left padding shifts it)
-    prompt_len: int  # real prompt (context) tokens
-    length: int  # real tokens in the input: prompt + continuation tokens fed back (scoring)
-    config: int = 0  # which of the runtime's specs steers this row (sweeps: several per batch)
-
-
-@dataclass
-class CallContext:
-    """What a steering op may look at while its hook runs (see ops.SteeringOp.bind)."""
-
-    phase: str  # "score" | "prefill" | "decode"
-    input_ids: torch.Tensor  # the padded input of the call ([B, T])
-    layouts: list[RowLayout]
-    start: int = 0  # absolute position of the current forward pass's first column
-    width: int = 0  # columns in the current forward pass
-    state: dict[str, Any] = field(default_factory=dict)  # per call; ops keep per-row decisions here
-
-    @property
-    def prompt_ids(self) -> list[list[int]]:
-        return [self.input_ids[i, lay.offset: lay.offset + lay.prompt_len].tolist()
-                for i, lay in enumerate(self.layouts)]
-
-    @property
-    def attention_mask(self) -> torch.Tensor:
-        """Real tokens among the current forward pass's columns ([B, width])."""
-        cols = torch.arange(self.start, self.start + self.width)
-        offsets = torch.tensor([lay.offset for lay in self.layouts]).unsqueeze(1)
-        ends = torch.tensor([lay.offset + lay.length for lay in self.layouts]).unsqueeze(1)
-        in_input = (cols >= offsets) & (cols < ends)
-        return in_input | (cols >= self.input_ids.shape[1])
-
-
-def generation_layouts(context: torch.Tensor, attention_mask: torch.Tensor | None,
-                       configs: Sequence[int] | None = None) -> list[RowLayout]:
-    """Layouts of a left-padded ``generate`` input: each row's real tokens are all prompt.
-
-    ``configs`` gives each row's spec index (sweeps); default 0 for every row."""
-    layouts = []
-    for i in range(context.shape[0]):
-        real = (attention_mask[i] != 0).nonzero().flatten() if attention_mask is not None \
-            else torch.arange(context.shape[1])
-        offset = int(real[0]) if len(real) else context.shape[1]
-        layouts.append(RowLayout(offset, len(real), len(real), configs[i] if configs is not None else 0))
-    return layouts
-
-
-def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The decoder blocks of a HF causal LM (the ModuleList as long as the model's layer count)."""
-    n_layers = text_config(model.config).num_hidden_layers
-    candidates = [(name, mod) for name, mod in model.named_modules()
-                  if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers]
-    if not candidates:
-        raise RuntimeError(f"cannot find the {n_layers} decoder blocks of {type(model).__name__}")
-    return min(candidates, key=lambda c: c[0].count("."))[1]
 
 
 def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any,
@@ -99,6 +40,16 @@ def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any,
     return mask
 
 
+class BoundOp(NamedTuple):
+    """One intervention of one spec at one layer, bound to the loaded model."""
+
+    layer: int
+    hook: str  # "resid_post" | "resid_pre"
+    positions: Positions
+    fn: OpFn
+    config: int  # the spec's index in the runtime (the rows whose RowLayout.config is this)
+
+
 class SteeringRuntime:
     """Specs bound to a loaded model: the functions to run at each block, in spec order.
 
@@ -114,14 +65,26 @@ class SteeringRuntime:
         self.spec = specs[0]
         self.blocks = find_blocks(model) if any(not s.is_empty for s in specs) else None
         param = next(model.parameters())
-        # (layer, hook, positions, fn, config index)
-        self.bound: list[tuple[int, str, Positions, OpFn, int]] = []  # noqa: F821
+        bound = []
         for config, one in enumerate(specs):
             for iv in one.interventions:
                 for layer in iv.layers:
                     fn = iv.op.bind(layer, param.device, param.dtype)
                     if fn is not None:
-                        self.bound.append((layer, iv.hook, iv.positions, fn, config))
+                        bound.append(BoundOp(layer, iv.hook, iv.positions, fn, config))
+        self.bound: tuple[BoundOp, ...] = tuple(bound)
+
+    def bound_for(self, configs: Collection[int] | None = None) -> list[BoundOp]:
+        """The bound ops of ``configs`` (None: of every spec), in spec order."""
+        return [b for b in self.bound if configs is None or b.config in configs]
+
+    def selectors(self, configs: Collection[int] | None = None) -> set[Positions]:
+        """The position selectors the bound ops of ``configs`` use."""
+        return {b.positions for b in self.bound_for(configs)}
+
+    def prompt_mask(self, positions: Positions, ctx: CallContext, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T] mask of the positions ``positions`` marks in ``ctx``'s input (only on ``rows`` when given)."""
+        return _prompt_mask(positions, ctx, self.tokenizer, rows)
 
     @property
     def active(self) -> bool:
@@ -129,13 +92,15 @@ class SteeringRuntime:
 
     @contextmanager
     def call(self, input_ids: torch.Tensor, layouts: list[RowLayout], phase: str,
-             start: int = 0) -> Iterator[CallContext | None]:
+             start: int = 0, configs: Collection[int] | None = None) -> Iterator[CallContext | None]:
         """Steer every forward pass inside this block; ``phase`` is "score" or "generate".
 
         ``input_ids`` are the rows' whole inputs; the first forward pass covers columns from ``start``
         on (``start > 0``: the columns before it were run earlier, e.g. a shared prefix in a KV cache).
+        ``configs``: hook only these specs' interventions (a pass that carries no other config's rows).
         """
-        if not self.bound:
+        bound = self.bound_for(configs)
+        if not bound:
             yield None
             return
         assert self.blocks is not None
@@ -145,8 +110,8 @@ class SteeringRuntime:
         # one mask per (selector, config), evaluated only on that config's rows (a `match` text need not
         # occur in the prompts of other configs' rows); each row belongs to one config, so every row's
         # selector is still evaluated once
-        masks = {(pos, c): _prompt_mask(pos, ctx, self.tokenizer, (row_config == c) if per_row else None)
-                 for pos, c in {(b[2], b[4]) for b in self.bound}}
+        masks = {(pos, c): self.prompt_mask(pos, ctx, (row_config == c) if per_row else None)
+                 for pos, c in {(b.positions, b.config) for b in bound}}
         step_masks: dict[tuple[Positions, int], torch.Tensor] = {}
         n_input = input_ids.shape[1]
         forwards = 0
@@ -179,9 +144,9 @@ class SteeringRuntime:
             return step_masks[key]
 
         def apply(layer: int, hook: str, hidden: torch.Tensor) -> torch.Tensor:
-            for b_layer, b_hook, pos, fn, config in self.bound:
-                if b_layer == layer and b_hook == hook:
-                    hidden = fn(hidden, mask_for((pos, config), hidden.device), ctx)
+            for b in bound:
+                if b.layer == layer and b.hook == hook:
+                    hidden = b.fn(hidden, mask_for((b.positions, b.config), hidden.device), ctx)
             return hidden
 
         def post_hook(layer: int):  # type: ignore[no-untyped-def]
@@ -202,7 +167,7 @@ class SteeringRuntime:
 
         handles = [self.model.register_forward_pre_hook(before_model, with_kwargs=True)]
         try:
-            for layer, hook in sorted({(b[0], b[1]) for b in self.bound}):
+            for layer, hook in sorted({(b.layer, b.hook) for b in bound}):
                 block = self.blocks[layer]
                 if hook == "resid_post":
                     handles.append(block.register_forward_hook(post_hook(layer)))

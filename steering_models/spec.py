@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from steering_models.errors import SpecError, spec_error
-from steering_models.ops import SteeringOp, get_op, text_config
+from steering_models.model_helpers import text_config
+from steering_models.ops import SteeringOp, get_op
 from steering_models.positions import Positions
 
 HOOKS = ("resid_post", "resid_pre")
@@ -120,6 +121,12 @@ class SteerSpec:
     @property
     def is_empty(self) -> bool:
         return not self.interventions
+
+    @property
+    def position_local(self) -> bool:
+        """Every op's change at a position depends only on that position (``SteeringOp.position_local``;
+        an empty spec too): a prefix run alone is steered exactly as inside the whole row."""
+        return all(iv.op.position_local for iv in self.interventions)
 
     @property
     def depends_on_prompt_split(self) -> bool:
