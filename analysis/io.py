@@ -12,7 +12,8 @@ Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
 role_prompt = unsteered with a role / sae_feature / vector / conva / explicit_instruction / other), ``feature`` (SAE feature id or None), ``role_id``,
 ``role_name``, ``role_split``, ``value``, ``item_id``, ``agreement``, ``instruction``, ``question``,
 ``score`` (the per-sample metric ``orientation``: +1/-1/0, NaN = unscored), ``label``, ``thought``,
-``answer``, ``judged_by``, ``p_yes_minus_p_no``.
+``answer``, ``judged_by``, ``p_yes_minus_p_no``, ``score_soft`` (the loglikelihood tasks' per-sample
+``orientation_soft`` = agreement x (p(yes) - p(no)), in [-1, 1]; NaN for CoT runs).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from lm_eval_tasks.lm_eval_outputs import (
 SAMPLE_COLUMNS = [
     "run", "run_dir", "model", "task", "mode", "config", "steer_kind", "feature", "role_id", "role_name",
     "role_split", "value", "item_id", "agreement", "instruction", "question", "score", "label",
-    "thought", "answer", "judged_by", "p_yes_minus_p_no",
+    "thought", "answer", "judged_by", "p_yes_minus_p_no", "score_soft",
 ]
 
 _VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
@@ -114,6 +115,22 @@ def steer_feature(steering: dict[str, Any] | None) -> Any:
     feats = [(iv.get("source") or {}).get("feature") for iv in (steering.get("spec") or {}).get("interventions") or []]
     feats = [f for f in feats if f is not None]
     return feats[0] if len(feats) == 1 else None
+
+
+AMOUNT_KEYS = ("strength", "factor", "value")  # the amount field of add / scale_feature / clamp_feature
+
+
+def steer_amount(steering: dict[str, Any] | None) -> float | None:
+    """How strongly a config steers (``meta`` strength/factor/value, else its one intervention's), or None."""
+    if steering is None:
+        return None
+    meta = steering.get("meta") or {}
+    interventions = (steering.get("spec") or {}).get("interventions") or []
+    for source in [meta] + (interventions if len(interventions) == 1 else []):
+        for key in AMOUNT_KEYS:
+            if isinstance(source.get(key), (int, float)) and not isinstance(source.get(key), bool):
+                return float(source[key])
+    return None
 
 
 def find_runs(paths: list[str | Path]) -> list[Run]:
@@ -210,18 +227,18 @@ def valuebench_tasks(run: Run) -> list[str]:
     return sorted(t for t in run.sample_files if _VB_TASK.match(t))
 
 
-def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> pd.DataFrame:
+def load_samples(paths: list[str | Path] | list[Run], require: bool = True, progress: bool = True) -> pd.DataFrame:
     """The tidy table of every logged ValueBench sample of every run under ``paths``.
 
     ``require``: raise when a run has ValueBench results but no sample files (lm_eval was run
-    without ``--log_samples``), naming the missing file.
+    without ``--log_samples``), naming the missing file. ``progress``: a bar when there are 50 files or more.
     """
     runs = paths if paths and isinstance(paths[0], Run) else find_runs(paths)  # type: ignore[arg-type]
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
     n_files = sum(len(valuebench_tasks(r)) for r in runs)
-    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=n_files < 50)
+    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=not progress or n_files < 50)
     for run in runs:
         tasks = valuebench_tasks(run)
         vb_results = [t for t in run.results.get("results", {}) if _VB_TASK.match(t)]
@@ -265,5 +282,5 @@ def _sample_row(run: Run, task: str, mode: str, s: dict[str, Any]) -> dict[str, 
         "agreement": doc.get("agreement"), "instruction": instruction, "question": doc.get("question"),
         "score": _float(s.get("orientation")), "label": resp.get("label"), "thought": resp.get("thought"),
         "answer": resp.get("answer"), "judged_by": resp.get("judged_by"),
-        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")),
+        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")), "score_soft": _float(s.get("orientation_soft")),
     }
