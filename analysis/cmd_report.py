@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from analysis.causal import INDEP_TESTS
-from analysis.cmdutil import friendly_errors
+from analysis.cmdutil import add_mixed_models_flag, friendly_errors
 from analysis.effect_rules import add_rule_arguments, rules_from_args
 from analysis.report import build_report
 
@@ -15,6 +15,7 @@ HELP = "full analysis of lm-eval runs (or orientation CSVs): tables (CSV+md), gr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="lm-eval --output_path folders")
+    add_mixed_models_flag(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--orientations", action="append", default=[], help="wide orientation CSV(s)")
     parser.add_argument("--train", action="append", default=[], help="wide CSV of train roles (graph, SAE train)")
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     rep = build_report(args.runs, args.out, orientations=args.orientations, train_csv=args.train,
                        test_csv=args.test, mode=args.mode, references=args.reference, use_judge=args.judge,
                        alpha=args.alpha, indep_test=args.indep_test, n_boot=args.bootstrap, seed=args.seed,
-                       rules=rules_from_args(args), sensitivity=args.sensitivity)
+                       rules=rules_from_args(args), sensitivity=args.sensitivity,
+                       allow_mixed_models=args.allow_mixed_models)
     for note in rep.notes:
         print(f"note: {note}")
     print(f"{len(rep.sections)} sections; wrote {rep.out / 'report.html'} and {len(rep.files)} files under {rep.out}")
