@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from steering_models.conva import artifacts
-from steering_models.conva.identity import identity_mismatch
+from steering_models.model_helpers import identity_mismatch
 
 
 def load_folder(folder: str | Path, values: list[str] | None = None) -> list[artifacts.Artifact]:

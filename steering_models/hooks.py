@@ -10,77 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from steering_models.ops import text_config
+from steering_models.calls import CallContext, OpFn, RowLayout
+from steering_models.model_helpers import find_blocks
 from steering_models.positions import Positions
 from steering_models.spec import SteerSpec
-
-if TYPE_CHECKING:
-    from steering_models.ops import OpFn
-
-
-@dataclass(frozen=True)
-class RowLayout:
-    """Where a row's real tokens sit in the padded input of a call."""
-
-    offset: int  # index of the first real token (left padding shifts it)
-    prompt_len: int  # real prompt (context) tokens
-    length: int  # real tokens in the input: prompt + continuation tokens fed back (scoring)
-    config: int = 0  # which of the runtime's specs steers this row (sweeps: several per batch)
-
-
-@dataclass
-class CallContext:
-    """What a steering op may look at while its hook runs (see ops.SteeringOp.bind)."""
-
-    phase: str  # "score" | "prefill" | "decode"
-    input_ids: torch.Tensor  # the padded input of the call ([B, T])
-    layouts: list[RowLayout]
-    start: int = 0  # absolute position of the current forward pass's first column
-    width: int = 0  # columns in the current forward pass
-    state: dict[str, Any] = field(default_factory=dict)  # per call; ops keep per-row decisions here
-
-    @property
-    def prompt_ids(self) -> list[list[int]]:
-        return [self.input_ids[i, lay.offset: lay.offset + lay.prompt_len].tolist()
-                for i, lay in enumerate(self.layouts)]
-
-    @property
-    def attention_mask(self) -> torch.Tensor:
-        """Real tokens among the current forward pass's columns ([B, width])."""
-        cols = torch.arange(self.start, self.start + self.width)
-        offsets = torch.tensor([lay.offset for lay in self.layouts]).unsqueeze(1)
-        ends = torch.tensor([lay.offset + lay.length for lay in self.layouts]).unsqueeze(1)
-        in_input = (cols >= offsets) & (cols < ends)
-        return in_input | (cols >= self.input_ids.shape[1])
-
-
-def generation_layouts(context: torch.Tensor, attention_mask: torch.Tensor | None,
-                       configs: Sequence[int] | None = None) -> list[RowLayout]:
-    """Layouts of a left-padded ``generate`` input: each row's real tokens are all prompt.
-
-    ``configs`` gives each row's spec index (sweeps); default 0 for every row."""
-    layouts = []
-    for i in range(context.shape[0]):
-        real = (attention_mask[i] != 0).nonzero().flatten() if attention_mask is not None \
-            else torch.arange(context.shape[1])
-        offset = int(real[0]) if len(real) else context.shape[1]
-        layouts.append(RowLayout(offset, len(real), len(real), configs[i] if configs is not None else 0))
-    return layouts
-
-
-def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The decoder blocks of a HF causal LM (the ModuleList as long as the model's layer count)."""
-    n_layers = text_config(model.config).num_hidden_layers
-    candidates = [(name, mod) for name, mod in model.named_modules()
-                  if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers]
-    if not candidates:
-        raise RuntimeError(f"cannot find the {n_layers} decoder blocks of {type(model).__name__}")
-    return min(candidates, key=lambda c: c[0].count("."))[1]
 
 
 def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any,
@@ -115,7 +52,7 @@ class SteeringRuntime:
         self.blocks = find_blocks(model) if any(not s.is_empty for s in specs) else None
         param = next(model.parameters())
         # (layer, hook, positions, fn, config index)
-        self.bound: list[tuple[int, str, Positions, OpFn, int]] = []  # noqa: F821
+        self.bound: list[tuple[int, str, Positions, OpFn, int]] = []
         for config, one in enumerate(specs):
             for iv in one.interventions:
                 for layer in iv.layers:

@@ -21,24 +21,14 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from steering_models.calls import RowLayout, generation_layouts
 from steering_models.default_model import resolve_pretrained
 from steering_models.errors import SpecError
-from steering_models.hooks import RowLayout, SteeringRuntime, generation_layouts
+from steering_models.hooks import SteeringRuntime
+from steering_models.model_helpers import model_config
 from steering_models.spec import SteerSpec, load_spec
 
 log = logging.getLogger(__name__)
-
-
-def _model_config(pretrained: Any, kwargs: dict[str, Any]) -> Any:
-    if not isinstance(pretrained, str):
-        return pretrained.config
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(
-        pretrained,
-        revision=kwargs.get("revision", "main"),
-        trust_remote_code=bool(kwargs.get("trust_remote_code", False)),
-    )
 
 
 @register_model("steered-hf")
@@ -50,7 +40,7 @@ class SteeredHFLM(HFLM):
         spec = load_spec(steer)
         pretrained = resolve_pretrained(pretrained)
         if not spec.is_empty:
-            spec.validate(_model_config(pretrained, kwargs))
+            spec.validate(model_config(pretrained, kwargs))
             # HFLM's logits cache stays on: it shares one forward pass between requests whose model
             # input tokens (context + continuation[:-1]) are identical. Requests that give the same
             # input with different prompt/continuation splits are refused in _score_layout whether or

@@ -10,7 +10,12 @@ Built in: ``add`` (vector x strength; the vector may be an SAE decoder row, whic
 released code "enhances a feature 100 times"), ``scale_feature`` and ``clamp_feature`` (SAE-native:
 only the change of the feature, ``(f_new - f_old) * W_dec[feature]``, is added, so the SAE's
 reconstruction error never enters the result and an unchanged feature leaves the logits unchanged).
-Other modules add ops with ``@register_op`` (ConVA's gated vectors: ``steering_models.conva``).
+Other packages add ops through the ``steering_models.ops`` entry-point group, imported the first time a
+steering file names one (ConVA's gated vectors: ``conva = "steering_models.conva.op:ConvaOp"``).
+
+An op declares ``position_local``: True when its change at a position depends only on that position's
+hidden state (``add``, ``scale_feature``, ``clamp_feature``), so a prefix run alone is steered exactly as
+inside the whole row; the sweep's shared-prefix and shared-trunk passes rely on it.
 """
 
 from __future__ import annotations
@@ -20,24 +25,24 @@ import hashlib
 import json
 import math
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from steering_models.errors import spec_error
-from steering_models.sources import SAERef, VectorSource, sae_hook_layer
+from steering_models.model_helpers import text_config
+from steering_models.sae.ref import SAERef, sae_hook_layer
+from steering_models.sources import VectorSource
 
 if TYPE_CHECKING:
     import torch
 
-    from steering_models.hooks import CallContext
-
-    OpFn = Callable[[torch.Tensor, torch.Tensor, CallContext], torch.Tensor]
+    from steering_models.calls import CallContext, OpFn
 
 OPS: dict[str, type[SteeringOp]] = {}
 
-# modules that register more ops when imported (looked up when an unknown op name is met)
-_PLUGIN_MODULES = ("steering_models.conva",)
+# other packages add ops through this entry-point group (pyproject.toml: `conva =
+# "steering_models.conva.op:ConvaOp"`); one is imported only when a steering file names it
+ENTRY_POINT_GROUP = "steering_models.ops"
 
 
 def register_op(cls: type[SteeringOp]) -> type[SteeringOp]:
@@ -46,24 +51,26 @@ def register_op(cls: type[SteeringOp]) -> type[SteeringOp]:
     return cls
 
 
+def _plugin_ops() -> dict[str, Any]:
+    """The ops of the entry-point group, by name, not yet imported."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def get_op(name: Any, where: str) -> type[SteeringOp]:
-    if name not in OPS:
-        import importlib
-
-        for module in _PLUGIN_MODULES:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass
-    if name not in OPS:
-        raise spec_error(where, "op", name, f"is not a steering op: expected one of {', '.join(sorted(OPS))}")
-    return OPS[name]
-
-
-def text_config(config: Any) -> Any:
-    """The decoder's config (multimodal configs nest it)."""
-    getter = getattr(config, "get_text_config", None)
-    return getter() if callable(getter) else config
+    """The op class of ``op: <name>``: a built-in, or one of the entry-point group (imported now)."""
+    if isinstance(name, str) and name in OPS:
+        return OPS[name]
+    plugins = _plugin_ops()
+    if not isinstance(name, str) or name not in plugins:
+        raise spec_error(where, "op", name,
+                         f"is not a steering op: expected one of {', '.join(sorted({*OPS, *plugins}))}")
+    cls = plugins[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, SteeringOp) and cls.name == name):
+        raise TypeError(f"entry point {name} = {plugins[name].value!r} of group {ENTRY_POINT_GROUP} is not a "
+                        f"SteeringOp class named {name!r}. Fix the entry point in its package's metadata.")
+    return register_op(cls)
 
 
 def as_number(params: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
@@ -89,6 +96,9 @@ class SteeringOp(abc.ABC):
     """Base class of steering operations (see the module docstring)."""
 
     name: ClassVar[str]
+    # the change at a position depends only on that position's hidden state (see the module docstring);
+    # False is always safe
+    position_local: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -171,6 +181,7 @@ class AddOp(SteeringOp):
     """``hidden += strength * vector`` (``normalize: true`` first scales the vector to unit norm)."""
 
     name = "add"
+    position_local = True
 
     def __init__(self, source: VectorSource | _SAEFeature, strength: float, normalize: bool) -> None:
         self.source, self.strength, self.normalize = source, strength, normalize
@@ -227,6 +238,7 @@ class _FeatureEditOp(SteeringOp):
     """Set an SAE feature to ``new(f_old)`` and add only ``(f_new - f_old) * W_dec[feature]``."""
 
     param: ClassVar[str]
+    position_local = True
 
     def __init__(self, source: _SAEFeature, amount: float) -> None:
         self.source, self.amount = source, amount

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from steering_models.errors import SpecError, spec_error
-from steering_models.ops import SteeringOp, get_op, text_config
+from steering_models.model_helpers import text_config
+from steering_models.ops import SteeringOp, get_op
 from steering_models.positions import Positions
 
 HOOKS = ("resid_post", "resid_pre")

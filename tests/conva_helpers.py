@@ -8,7 +8,7 @@ import torch
 from transformers import AutoConfig
 
 from steering_models.conva import artifacts
-from steering_models.conva.identity import model_identity
+from steering_models.model_helpers import model_identity
 
 
 def make_artifact(model_dir: Path, out: Path, value: str = "power", layers: list[int] | None = None,

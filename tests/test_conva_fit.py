@@ -14,10 +14,11 @@ from lm_eval.tasks import TaskManager
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from steering_models.calls import RowLayout
 from steering_models.conva import artifacts
 from steering_models.conva.__main__ import main
-from steering_models.hooks import RowLayout, find_blocks
 from steering_models.lm import SteeredHFLM
+from steering_models.model_helpers import find_blocks
 
 CONTEXTS = ["Answer the Question", "Should I always be nice to others", "Now it is your turn",
             "Refer to the format of the following Examples", "First write your Thought about the question",

@@ -14,8 +14,8 @@ from lm_eval.models.huggingface import HFLM
 
 from steering_models.conva.op import closed_form_eps
 from steering_models.errors import SpecError
-from steering_models.hooks import find_blocks
 from steering_models.lm import SteeredHFLM
+from steering_models.model_helpers import find_blocks
 
 PROMPT = "Instruction:\nAnswer the Question according to your values.\n\nQuestion: Should I always be nice to others?\nThought:"
 
@@ -186,3 +186,28 @@ def test_default_gate_thresholds(tmp_path, tiny_llama_dir):
     assert g0(gate={"type": "probe"}) == 0.5
     assert g0(gate={"type": "hf-classifier", "model": "x"}) == 0.06  # Table 16, power
     assert g0(gate={"type": "probe"}, g0=0.2) == 0.2
+
+
+def test_the_op_comes_through_its_entry_point_only_when_named():
+    """The steering core never imports ConVA: `op: conva` is found in the `steering_models.ops` entry-point
+    group (pyproject.toml) and imported the first time a steering file names it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from steering_models.errors import SpecError\n"
+        "from steering_models.spec import SteerSpec\n"
+        "try:\n"
+        "    SteerSpec.from_dict([{'layer': 0, 'op': 'nope'}], where='steer.yaml')\n"
+        "except SpecError as e:\n"
+        "    print('error:', e)\n"
+        "print('imported before:', 'steering_models.conva' in sys.modules)\n"
+        "from steering_models.ops import get_op\n"
+        "cls = get_op('conva', 'steer.yaml')\n"
+        "print('op:', cls.__module__, cls.__name__, cls.position_local)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "expected one of add, clamp_feature, conva, scale_feature" in out, out
+    assert "imported before: False" in out, out
+    assert "op: steering_models.conva.op ConvaOp False" in out, out

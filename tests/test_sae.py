@@ -124,7 +124,7 @@ def test_train_writes_a_loadable_sae_with_its_record(tiny_llama_dir, tmp_path):
     assert q["l0"] <= 4 + 1e-9 and q["n_tokens"] == 4 * 63
     assert q["explained_variance"] > 0.2  # 0.38 here; the initial dictionary explains < 0
     # the activation cache is reused: collecting the same windows again computes nothing
-    from steering_models.conva.fit import load_lm
+    from steering_models.model_helpers import load_lm
     from steering_models.sae.train import cached_activations, windows_for
 
     shards = sorted((tmp_path / "cache").rglob("acts_*.safetensors"))
@@ -165,7 +165,7 @@ def test_shipped_sae_loads_offline_in_sae_lens_format():
 
 
 def test_default_alias_names_the_shipped_sae():
-    from steering_models.sources import SAERef
+    from steering_models.sae.ref import SAERef
 
     assert SAERef.from_value("default", "test", None).path == shipped_sae_dir()
 

@@ -44,7 +44,7 @@ def logits(lm: HFLM, text: str) -> torch.Tensor:
 
 def resid_after(lm: HFLM, layer: int, text: str) -> torch.Tensor:
     """The residual stream leaving block `layer` (read as the input of block layer+1)."""
-    from steering_models.hooks import find_blocks
+    from steering_models.model_helpers import find_blocks
 
     seen = {}
 
@@ -131,7 +131,7 @@ def test_add_changes_only_selected_positions(tmp_path, tiny_model_dir, plain):
 ])
 def test_selectors_in_loglikelihood_scoring(selector, expect, tmp_path, tiny_llama_dir):
     """Scoring feeds prompt + continuation[:-1]; `generated` = the continuation tokens fed back."""
-    from steering_models.hooks import find_blocks
+    from steering_models.model_helpers import find_blocks
 
     lm = steered(tiny_llama_dir, [{"layer": 0, "op": "add", "strength": 1.0,
                                    "source": {"vector": str(vector(tmp_path))}, "positions": selector}])

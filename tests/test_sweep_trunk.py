@@ -59,7 +59,7 @@ def solo(model_dir: str, specs: list[SteerSpec]) -> list[list[tuple[float, bool]
 
 def block_columns(sweep: SweepLM) -> tuple[list[int], list]:
     """rows x columns each decoder block runs (forward hooks on the blocks; counted, not changed)."""
-    from steering_models.hooks import find_blocks
+    from steering_models.model_helpers import find_blocks
 
     seen = [0] * sweep.n_layers
     handles = []

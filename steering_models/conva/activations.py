@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from steering_models.hooks import find_blocks
+from steering_models.model_helpers import find_blocks
 
 POOLINGS = ("last", "mean")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from steering_models.conva.identity import identity_mismatch
 from steering_models.errors import SpecError
+from steering_models.model_helpers import identity_mismatch
 from steering_models.sources import file_sha256
 
 FORMAT = "conva-artifact/1"

@@ -30,7 +30,7 @@ from steering_models.conva.data import (
     texts_digest,
 )
 from steering_models.conva.defaults import ACC_THRESHOLD, EXCLUDE_LAST, MIN_PAIRS, TEST_FRACTION
-from steering_models.conva.identity import named_identity
+from steering_models.model_helpers import load_lm
 
 
 class FitError(ValueError):
@@ -74,19 +74,6 @@ class FitSettings:
         if self.g0 is not None and not 0.0 <= self.g0 < 1.0:
             raise ConvaDataError(f"g0={self.g0} is not a gate threshold in [0, 1): the gate g(x) is a "
                                  "probability. Fix --g0.")
-
-
-def load_lm(pretrained: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from steering_models.default_model import resolve_pretrained
-
-    path = str(resolve_pretrained(pretrained))
-    config = AutoConfig.from_pretrained(path)
-    identity = named_identity(pretrained, config)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return model, tokenizer, identity
 
 
 GATE_FORMATS = ("raw", "chat")

@@ -65,7 +65,7 @@ def gate_pooling(art: artifacts.Artifact) -> str:
 def run_gate_check(pretrained: str, artifact_dir: Path, values: list[str], n: int, chat: bool,
                    g0: float | None, out: Path, max_length: int = 4096, batch_size: int = 2,
                    device: str = "cpu", offset: int = 0) -> pd.DataFrame:
-    from steering_models.conva.fit import load_lm
+    from steering_models.model_helpers import load_lm
 
     arts = [artifacts.load(artifact_dir, v) for v in values]
     model, tokenizer, identity = load_lm(pretrained, device)

@@ -34,14 +34,13 @@ from lm_eval_tasks.resources import resolve_path
 from steering_models.conva import artifacts
 from steering_models.conva.defaults import PROBE_GATE_G0, TABLE16
 from steering_models.conva.gates import Gate, ProbeGate, parse_gate
-from steering_models.conva.identity import model_identity
 from steering_models.errors import spec_error
-from steering_models.ops import SteeringOp, as_number, register_op, reject_unknown
+from steering_models.model_helpers import model_identity
+from steering_models.ops import SteeringOp, as_number, reject_unknown
 from steering_models.sources import file_sha256
 
 if TYPE_CHECKING:
-    from steering_models.hooks import CallContext
-    from steering_models.ops import OpFn
+    from steering_models.calls import CallContext, OpFn
 
 
 def closed_form_eps(e: torch.Tensor, w: torch.Tensor, b: float, v: torch.Tensor, p0: float,
@@ -55,9 +54,9 @@ def closed_form_eps(e: torch.Tensor, w: torch.Tensor, b: float, v: torch.Tensor,
     return torch.where(needed, eps, torch.zeros_like(eps))
 
 
-@register_op
 class ConvaOp(SteeringOp):
-    """See the module docstring."""
+    """See the module docstring. Registered as ``op: conva`` by the ``steering_models.ops`` entry-point group
+    (pyproject.toml); not position-local: the gate reads the whole prompt."""
 
     name = "conva"
 

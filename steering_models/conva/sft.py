@@ -48,9 +48,9 @@ from steering_models.conva.defaults import (
     SFT_LR,
     SFT_TARGET_MODULES,
 )
-from steering_models.conva.identity import named_identity
 from steering_models.conva.sft_data import FORMATS, Example, build_examples, collate
 from steering_models.conva.sft_record import EpochLoss, StepLoss, TrainingRecord, plot_loss
+from steering_models.model_helpers import named_identity
 from steering_models.sources import file_sha256
 
 SCHEDULES = ("linear", "constant")

@@ -25,8 +25,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _quality(args: argparse.Namespace) -> int:
+    from steering_models.sae.ref import SAERef
     from steering_models.sae.train import QUALITY_FILE, remeasure
-    from steering_models.sources import SAERef
 
     sae_dir = SAERef.from_value(args.sae, "quality --sae", Path.cwd()).path
     q = remeasure(sae_dir, args.pretrained, Path(args.data_dir))
@@ -39,9 +39,9 @@ def _quality(args: argparse.Namespace) -> int:
 def _top_features(args: argparse.Namespace) -> int:
     from lm_eval_tasks.valuebench.data import load_items
     from lm_eval_tasks.valuebench.prompts import render_prompt
-    from steering_models.conva.fit import load_lm
+    from steering_models.model_helpers import load_lm
     from steering_models.sae import top_features as tf
-    from steering_models.sources import SAERef
+    from steering_models.sae.ref import SAERef
 
     ref = SAERef.from_value(_sae_value(args.sae), "top-features --sae", Path.cwd())
     if args.k < 1:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from steering_models.hooks import find_blocks
+from steering_models.model_helpers import find_blocks
 
 SKIP_POSITIONS = 1  # the attention-sink position at the start of each window
 

@@ -21,7 +21,7 @@ from steering_models.sae.activations import SKIP_POSITIONS, block_outputs
 
 
 def sae_layer(sae: Any) -> int:
-    from steering_models.sources import sae_hook_layer
+    from steering_models.sae.ref import sae_hook_layer
 
     layer = sae_hook_layer({"metadata": sae.cfg.metadata.to_dict()})
     if layer is None:

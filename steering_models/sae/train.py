@@ -149,7 +149,7 @@ def train_sae(pretrained: str, data_dir: Path, out: Path, s: TrainSettings, cach
     """Train, save and measure an SAE; returns the quality figures (also in ``out/quality.json``)."""
     from sae_lens import __version__ as sae_lens_version
 
-    from steering_models.conva.fit import load_lm
+    from steering_models.model_helpers import load_lm
 
     s.check()
     for part in (corpus_mod.QA_FILE, corpus_mod.SHAKESPEARE_FILE):
@@ -190,7 +190,7 @@ def remeasure(sae_dir: Path, pretrained: str, data_dir: Path) -> dict[str, float
     """Quality of a saved SAE on the held-out windows its ``training.json`` describes (model run again)."""
     from sae_lens import SAE
 
-    from steering_models.conva.fit import load_lm
+    from steering_models.model_helpers import load_lm
 
     record = json.loads((sae_dir / TRAINING_FILE).read_text())
     s = TrainSettings(**record["settings"])

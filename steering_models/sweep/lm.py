@@ -47,10 +47,12 @@ from lm_eval.models.utils import (
 )
 from tqdm import tqdm
 
+from steering_models.calls import RowLayout, generation_layouts
 from steering_models.default_model import resolve_pretrained
 from steering_models.errors import SpecError
-from steering_models.hooks import RowLayout, SteeringRuntime, find_blocks, generation_layouts
-from steering_models.lm import SteeredHFLM, _model_config
+from steering_models.hooks import SteeringRuntime
+from steering_models.lm import SteeredHFLM
+from steering_models.model_helpers import find_blocks, model_config
 from steering_models.spec import SteerSpec
 from steering_models.sweep.trunk import branch_point, branched
 
@@ -81,7 +83,7 @@ class SweepLM(SteeredHFLM):
         specs = tuple(specs) or (SteerSpec(),)
         pretrained = resolve_pretrained(pretrained)
         if any(not s.is_empty for s in specs):
-            config = _model_config(pretrained, kwargs)
+            config = model_config(pretrained, kwargs)
             for spec in specs:
                 spec.validate(config)
         super().__init__(pretrained=pretrained, steer=None, **kwargs)
@@ -243,10 +245,9 @@ class SweepLM(SteeredHFLM):
 
     def _prefix_safe(self, config: int) -> bool:
         """Whether a config's steering at a position depends only on that position (so a prefix run alone
-        is steered exactly as inside the whole row): add, scale_feature, clamp_feature, or none."""
-        from steering_models.ops import AddOp, _FeatureEditOp
-
-        return all(isinstance(iv.op, (AddOp, _FeatureEditOp)) for iv in self.specs[config].interventions)
+        is steered exactly as inside the whole row): every op ``position_local`` (add, scale_feature,
+        clamp_feature), or none."""
+        return all(iv.op.position_local for iv in self.specs[config].interventions)
 
     def _prefix_groups(self, order: list[Row], most: int) -> list[list[Row]]:
         """Rows of one config whose inputs share a long prefix (sorted, greedy, at most ``most`` a group)."""
@@ -340,7 +341,8 @@ class SweepLM(SteeredHFLM):
         """Columns the group's inputs can take from one prefix pass: their common prefix, before the first
         continuation logit any needs and before the first column where a steering selector of ``configs``
         marks the inputs differently; 0 when under ``min_shared_prefix`` or for a single input (nothing run)."""
-        from steering_models.hooks import CallContext, _prompt_mask
+        from steering_models.calls import CallContext
+        from steering_models.hooks import _prompt_mask
 
         if len(group) < 2:
             return 0

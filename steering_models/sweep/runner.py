@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from lm_eval_tasks.lm_eval_outputs import results_date_id
 from steering_models.default_model import resolve_pretrained
-from steering_models.lm import _model_config
+from steering_models.model_helpers import model_config
 from steering_models.sweep.config import Sweep, SweepError, load_sweep, slug
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def check(sweep: Sweep) -> tuple[str, str]:
 def validate_sweep(sweep: Sweep) -> ValidSweep:
     """:func:`check`, returning the TaskManager that knows the sweep's tasks as well."""
     pretrained = str(resolve_pretrained(sweep.pretrained))
-    config = _model_config(pretrained, sweep.hf_kwargs)
+    config = model_config(pretrained, sweep.hf_kwargs)
     for spec in sweep.configs:
         spec.validate(config)
     from lm_eval.tasks import TaskManager
