@@ -70,11 +70,11 @@ def test_broken_install_prints_one_line_not_a_traceback(tmp_path):
 
 def test_failing_callback_is_one_line_and_lm_eval_still_imports(tmp_path):
     """A callback that does not fit the installed lm-eval says so in one line; the import goes on."""
-    code = ("import sys; sys.path.insert(0, %r)\n"
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
             "import steering_models._bootstrap as b\n"
             "def bad(module): raise AttributeError('no TaskManager here')\n"
             "b._AFTER_IMPORT['json.tool'] = bad\n"
-            "import json.tool\nprint('imported', json.tool.__name__)\n") % str(REPO)
+            "import json.tool\nprint('imported', json.tool.__name__)\n")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout == "imported json.tool\n"
     assert out.stderr.count("\n") == 1 and "start-up hook bad failed on json.tool (AttributeError" in out.stderr
