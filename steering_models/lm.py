@@ -40,7 +40,7 @@ class SteeredHFLM(HFLM):
         spec = load_spec(steer)
         pretrained = resolve_pretrained(pretrained)
         if not spec.is_empty:
-            spec.validate(model_config(pretrained, kwargs))
+            spec.validate(model_config(pretrained, kwargs), kwargs.get("dtype"))
             # HFLM's logits cache stays on: it shares one forward pass between requests whose model
             # input tokens (context + continuation[:-1]) are identical. Requests that give the same
             # input with different prompt/continuation splits are refused in _score_layout whether or

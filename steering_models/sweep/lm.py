@@ -85,7 +85,7 @@ class SweepLM(SteeredHFLM):
         if any(not s.is_empty for s in specs):
             config = model_config(pretrained, kwargs)
             for spec in specs:
-                spec.validate(config)
+                spec.validate(config, kwargs.get("dtype"))
         super().__init__(pretrained=pretrained, steer=None, **kwargs)
         if self.backend != "causal":
             raise SpecError(f"a sweep needs a decoder-only (causal) model, but {pretrained} is a "

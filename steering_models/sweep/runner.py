@@ -101,7 +101,7 @@ def validate_sweep(sweep: Sweep) -> ValidSweep:
     pretrained = str(resolve_pretrained(sweep.pretrained))
     config = model_config(pretrained, sweep.hf_kwargs)
     for spec in sweep.configs:
-        spec.validate(config)
+        spec.validate(config, sweep.hf_kwargs.get("dtype"))
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=sweep.include_path, metadata=sweep.metadata or None)
@@ -450,10 +450,15 @@ def _run_opened(opened: OpenedSweep, progress: bool) -> dict[str, Any]:
         mark_done(opened, run, job.index, seconds)
         bar.update(1)
 
+    def failed(job: ConfigJob, error: BaseException) -> None:  # that config only; the others go on
+        log.error("sweep: config %s failed: %s", opened.manifest["configs"][job.index]["name"], error)
+        mark_failed(opened, job.index, error)
+        bar.update(1)
+
     with env_info_once():
         for wave in waves(jobs, opened.sweep.configs_per_pass):
             try:
-                evaluate_wave(lm, opened.sweep, opened.task_manager, wave, opened.folder, done)
+                evaluate_wave(lm, opened.sweep, opened.task_manager, wave, opened.folder, done, failed)
             except Exception as e:  # recorded for the manifest's reader, then raised as is
                 entries = opened.manifest["configs"]
                 mark_failed(opened, next(j.index for j in wave if entries[j.index]["status"] != "done"), e)
@@ -464,22 +469,43 @@ def _run_opened(opened: OpenedSweep, progress: bool) -> dict[str, Any]:
 
 
 def evaluate_wave(lm: Any, sweep: Sweep, manager: Any, wave: Sequence[ConfigJob], root: Path,
-                  on_done: Callable[[ConfigJob, float], None]) -> None:
+                  on_done: Callable[[ConfigJob, float], None],
+                  on_failed: Callable[[ConfigJob, BaseException], None] | None = None) -> None:
     """Evaluate the configs of one pass on the loaded SweepLM, each into ``root / job.output`` (written under
-    a ``.partial`` name, then renamed), calling ``on_done(job, seconds)`` after each. Raises at the first
-    config that fails (the ones before it are in place)."""
+    a ``.partial`` name, then renamed), calling ``on_done(job, seconds)`` after each. A config whose steering
+    makes hidden states inf/NaN (``NonFiniteSteering``) is given to ``on_failed(job, error)`` and dropped from
+    the pass, and the others are computed without it; without ``on_failed``, or for any other error, raises
+    at the first config that fails (the ones before it are in place)."""
+    from steering_models.hooks import NonFiniteSteering
+
     together = [job.local for job in wave]
     for job in wave:
-        t = time.perf_counter()
-        lm.select(job.local, together)
-        final = root / job.output
-        partial = final.parent / f".{final.name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
-        _evaluate_into(lm, sweep, sweep.configs[job.index], manager, partial)
-        os.replace(partial, final)
-        lm.release(job.local)
-        on_done(job, time.perf_counter() - t)
+        if job.local not in together:  # failed while computed alongside an earlier config
+            continue
+        while True:
+            t = time.perf_counter()
+            lm.select(job.local, together)
+            final = root / job.output
+            partial = final.parent / f".{final.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            try:
+                _evaluate_into(lm, sweep, sweep.configs[job.index], manager, partial)
+            except NonFiniteSteering as e:
+                culprit = next((j for j in wave if j.local == e.config), None)
+                if on_failed is None or culprit is None:
+                    raise
+                shutil.rmtree(partial, ignore_errors=True)
+                together.remove(culprit.local)
+                lm.release(culprit.local)
+                on_failed(culprit, e)
+                if culprit is job:
+                    break
+                continue  # this config again, without the one that failed
+            os.replace(partial, final)
+            lm.release(job.local)
+            on_done(job, time.perf_counter() - t)
+            break
 
 
 def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path) -> None:
