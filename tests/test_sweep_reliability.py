@@ -106,3 +106,17 @@ def test_second_run_on_one_out_is_refused_until_the_first_dies(done, tmp_path):
     manifest = run_sweep(done[0], out, progress=False)
     assert all(e["status"] == "done" for e in manifest["configs"]) and "not valid JSON" in manifest["rebuilt"]["why"]
     assert stamps(out) == before and manifest["runs"] == []  # nothing recomputed
+
+
+def test_sweep_check_searches_match_texts_in_the_task_prompts(tmp_path, tiny_llama_dir, tiny_task_dir, capsys):
+    from steering_models.sweep.__main__ import main
+
+    # the fixture's sweep matches " your values", which is in every prompt (its runs pass `check_matches` in
+    # `sweep check`, as in test_sweep_run's validation test); a typo is caught before any weights load
+    good = write_vector_sweep(tmp_path, tiny_llama_dir, tiny_task_dir, ["tiny_values_ll"], 2, seed=1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace(" your values", " your vaules"))
+    assert main(["check", str(bad)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "`positions.match`=' your vaules' does not occur in the prompt of task " \
+        "tiny_values_ll doc 0" in errors[0] and "fail after the model loads" in errors[0]

@@ -88,12 +88,42 @@ class ValidSweep(NamedTuple):
 
 
 def check(sweep: Sweep) -> tuple[str, str]:
-    """Everything that can be checked without weights: specs vs the model config, task names.
+    """Everything that can be checked without weights: specs vs the model config, task names, and every
+    ``positions: {match: TEXT}`` against the tasks' prompts (``check_matches``).
 
     Returns the resolved model path/id and the model's fingerprint.
     """
     valid = validate_sweep(sweep)
+    check_matches(sweep, valid.task_manager)
     return valid.pretrained, valid.model_fingerprint
+
+
+MATCH_DOCS = 200  # prompts per task searched by `sweep check` (the sweep's `limit` when smaller)
+
+
+def check_matches(sweep: Sweep, manager: Any) -> None:
+    """A ``SweepError`` naming the config, text, task and prompt when a ``positions.match`` text does not occur
+    in a prompt the sweep will evaluate (at run time that fails only after the weights load). Reads the
+    tasks' documents and prompts (zero-shot context, as the tasks build it), no model."""
+    matches = [(spec.name, iv.positions.text) for spec in sweep.configs for iv in spec.interventions
+               if iv.positions.kind == "match" and iv.positions.text]
+    if not matches:
+        return
+    loaded = manager.load(list(sweep.tasks))["tasks"]
+    for task_name, task in sorted(loaded.items()):
+        docs = task.eval_docs
+        n = len(docs)
+        if sweep.limit is not None:
+            n = min(n, int(sweep.limit) if sweep.limit >= 1 else max(1, int(sweep.limit * n)))
+        for i in range(min(n, MATCH_DOCS)):
+            doc = docs[i]
+            prompt = task.fewshot_context(doc, num_fewshot=int(task.config.num_fewshot or 0))
+            text_of = prompt if isinstance(prompt, str) else str(prompt)
+            for name, text in matches:
+                if text not in text_of:
+                    raise SweepError(f"config {name!r}: `positions.match`={text!r} does not occur in the prompt of "
+                                     f"task {task_name} doc {i} (prompt starts {text_of[:80]!r}), so the run would "
+                                     "fail after the model loads. Fix the match text in the config, or the tasks.")
 
 
 def validate_sweep(sweep: Sweep) -> ValidSweep:
