@@ -5,6 +5,10 @@ pass) or a whole ``generate`` (prefill, then one forward per new token). ``Steer
 is a context manager: it registers a pre-hook on the model (to know which absolute positions each
 forward pass covers) and one hook per steered block, and removes them all on exit, also on error.
 
+What the sweep needs of a runtime is public: ``bound_for(configs)`` (the bound ops of some configs),
+``selectors(configs)``, ``prompt_mask(...)`` (the positions a selector marks in a call's input) and
+``call(..., configs=...)`` (hook only those configs' interventions).
+
 Every steered block's output is checked for inf/NaN at the positions it steered, and the last block's
 output on the steered rows (a finite but huge edit overflows a later layer), on the device without a sync;
 at the end of a call that made any, ``NonFiniteSteering`` (a ``SpecError``) names the spec, intervention and
@@ -13,9 +17,9 @@ layer, instead of lm-eval scoring NaN silently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -50,6 +54,16 @@ class NonFiniteSteering(SpecError):
         self.config = config
 
 
+class BoundOp(NamedTuple):
+    """One intervention of one spec at one layer, bound to the loaded model."""
+
+    layer: int
+    hook: str  # "resid_post" | "resid_pre"
+    positions: Positions
+    fn: OpFn
+    config: int  # the spec's index in the runtime (the rows whose RowLayout.config is this)
+
+
 class SteeringRuntime:
     """Specs bound to a loaded model: the functions to run at each block, in spec order.
 
@@ -65,8 +79,7 @@ class SteeringRuntime:
         self.spec = specs[0]
         self.blocks = find_blocks(model) if any(not s.is_empty for s in specs) else None
         param = next(model.parameters())
-        # (layer, hook, positions, fn, config index)
-        self.bound: list[tuple[int, str, Positions, OpFn, int]] = []
+        bound = []
         self.dtype = param.dtype
         self._origin: dict[int, tuple[int, int, Any]] = {}  # id(fn) -> (config, intervention number, intervention)
         for config, one in enumerate(specs):
@@ -74,8 +87,21 @@ class SteeringRuntime:
                 for layer in iv.layers:
                     fn = iv.op.bind(layer, param.device, param.dtype)
                     if fn is not None:
-                        self.bound.append((layer, iv.hook, iv.positions, fn, config))
+                        bound.append(BoundOp(layer, iv.hook, iv.positions, fn, config))
                         self._origin[id(fn)] = (config, number, iv)
+        self.bound: tuple[BoundOp, ...] = tuple(bound)
+
+    def bound_for(self, configs: Collection[int] | None = None) -> list[BoundOp]:
+        """The bound ops of ``configs`` (None: of every spec), in spec order."""
+        return [b for b in self.bound if configs is None or b.config in configs]
+
+    def selectors(self, configs: Collection[int] | None = None) -> set[Positions]:
+        """The position selectors the bound ops of ``configs`` use."""
+        return {b.positions for b in self.bound_for(configs)}
+
+    def prompt_mask(self, positions: Positions, ctx: CallContext, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T] mask of the positions ``positions`` marks in ``ctx``'s input (only on ``rows`` when given)."""
+        return _prompt_mask(positions, ctx, self.tokenizer, rows)
 
     @property
     def active(self) -> bool:
@@ -83,13 +109,15 @@ class SteeringRuntime:
 
     @contextmanager
     def call(self, input_ids: torch.Tensor, layouts: list[RowLayout], phase: str,
-             start: int = 0) -> Iterator[CallContext | None]:
+             start: int = 0, configs: Collection[int] | None = None) -> Iterator[CallContext | None]:
         """Steer every forward pass inside this block; ``phase`` is "score" or "generate".
 
         ``input_ids`` are the rows' whole inputs; the first forward pass covers columns from ``start``
         on (``start > 0``: the columns before it were run earlier, e.g. a shared prefix in a KV cache).
+        ``configs``: hook only these specs' interventions (a pass that carries no other config's rows).
         """
-        if not self.bound:
+        bound = self.bound_for(configs)
+        if not bound:
             yield None
             return
         assert self.blocks is not None
@@ -99,8 +127,8 @@ class SteeringRuntime:
         # one mask per (selector, config), evaluated only on that config's rows (a `match` text need not
         # occur in the prompts of other configs' rows); each row belongs to one config, so every row's
         # selector is still evaluated once
-        masks = {(pos, c): _prompt_mask(pos, ctx, self.tokenizer, (row_config == c) if per_row else None)
-                 for pos, c in {(b[2], b[4]) for b in self.bound}}
+        masks = {(pos, c): self.prompt_mask(pos, ctx, (row_config == c) if per_row else None)
+                 for pos, c in {(b.positions, b.config) for b in bound}}
         step_masks: dict[tuple[Positions, int], torch.Tensor] = {}
         n_input = input_ids.shape[1]
         forwards = 0
@@ -135,12 +163,12 @@ class SteeringRuntime:
         nonfinite: dict[tuple[int, int, str], torch.Tensor] = {}  # (id(fn), layer, hook) -> any inf/NaN made
 
         def apply(layer: int, hook: str, hidden: torch.Tensor) -> torch.Tensor:
-            for b_layer, b_hook, pos, fn, config in self.bound:
-                if b_layer == layer and b_hook == hook:
-                    mask = mask_for((pos, config), hidden.device)
-                    hidden = fn(hidden, mask, ctx)
+            for b in bound:
+                if b.layer == layer and b.hook == hook:
+                    mask = mask_for((b.positions, b.config), hidden.device)
+                    hidden = b.fn(hidden, mask, ctx)
                     bad = (~torch.isfinite(hidden) & mask.unsqueeze(-1)).any()  # stays on the device
-                    key = (id(fn), layer, hook)
+                    key = (id(b.fn), layer, hook)
                     nonfinite[key] = bad if key not in nonfinite else nonfinite[key] | bad
             return hidden
 
@@ -160,7 +188,7 @@ class SteeringRuntime:
                 return args, kwargs
             return hook
 
-        steered = sorted({b[4] for b in self.bound})
+        steered = sorted({b.config for b in bound})
         final_bad: dict[int, torch.Tensor] = {}  # config -> any inf/NaN on its rows at the last block
 
         def last_block(module: Any, args: tuple, output: Any) -> None:
@@ -173,7 +201,7 @@ class SteeringRuntime:
         handles = [self.model.register_forward_pre_hook(before_model, with_kwargs=True),
                    self.blocks[len(self.blocks) - 1].register_forward_hook(last_block)]
         try:
-            for layer, hook in sorted({(b[0], b[1]) for b in self.bound}):
+            for layer, hook in sorted({(b.layer, b.hook) for b in bound}):
                 block = self.blocks[layer]
                 if hook == "resid_post":
                     handles.append(block.register_forward_hook(post_hook(layer)))

@@ -139,6 +139,12 @@ class SteerSpec:
         return not self.interventions
 
     @property
+    def position_local(self) -> bool:
+        """Every op's change at a position depends only on that position (``SteeringOp.position_local``;
+        an empty spec too): a prefix run alone is steered exactly as inside the whole row."""
+        return all(iv.op.position_local for iv in self.interventions)
+
+    @property
     def depends_on_prompt_split(self) -> bool:
         return any(iv.positions.depends_on_prompt_split for iv in self.interventions)
 

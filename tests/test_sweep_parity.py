@@ -123,5 +123,5 @@ def test_one_spec_runtime_is_unchanged(tiny_llama_dir, specs):
     """RowLayout.config defaults to 0, so single-spec callers (steered-hf) are untouched."""
     lm = SteeredHFLM(pretrained=str(tiny_llama_dir), steer=specs[1], device="cpu", batch_size=2)
     assert lm.steering.specs == (specs[1],) and lm.steering.spec is specs[1]
-    assert all(b[4] == 0 for b in lm.steering.bound)
+    assert all(b.config == 0 for b in lm.steering.bound)
 

@@ -13,6 +13,7 @@ from lm_eval.api.instance import Instance
 from safetensors.torch import save_file
 
 from lm_eval_tasks.valuebench.prompts import render_ll_context, render_prompt
+from steering_models.hooks import BoundOp
 from steering_models.lm import SteeredHFLM
 from steering_models.spec import SteerSpec
 from steering_models.sweep.lm import SweepLM
@@ -82,7 +83,8 @@ def assert_each_config_is_solo(sweep: SweepLM, specs: list, expected: list) -> N
 
 
 def test_branch_point_is_the_lowest_steered_boundary():
-    bound = [(3, "resid_post", None, None, 1), (2, "resid_pre", None, None, 2), (1, "resid_post", None, None, 3)]
+    bound = [BoundOp(3, "resid_post", None, None, 1), BoundOp(2, "resid_pre", None, None, 2),
+             BoundOp(1, "resid_post", None, None, 3)]
     assert branch_point(bound, (1,), 24) == (3, 1)  # after block 3
     assert branch_point(bound, (1, 2), 24) == (2, 0)  # before block 2
     assert branch_point(bound, (1, 2, 3), 24) == (1, 1)

@@ -19,21 +19,31 @@ most), so scores equal the per-config scores within float tolerance (tests/test_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-BranchPoint = tuple[int, int]  # (block, 0: before the block | 1: after it)
+from steering_models.hooks import BoundOp
 
 
-def branch_point(bound: Sequence[tuple], configs: Sequence[int], n_layers: int) -> BranchPoint:
+class BranchPoint(NamedTuple):
+    block: int
+    after: int  # 0: before the block (its resid_pre) | 1: after it (its resid_post)
+
+
+def branch_point(bound: Sequence[BoundOp], configs: Collection[int], n_layers: int) -> BranchPoint:
     """Where the configs' hidden states can first differ: before the lowest ``resid_pre`` block, or after
-    the lowest ``resid_post`` block, of any intervention of ``configs`` (``bound``: the runtime's
-    (layer, hook, positions, fn, config) tuples). Unsteered configs only: before the last block."""
-    points = [(layer, 0 if hook == "resid_pre" else 1) for layer, hook, _, _, config in bound if config in configs]
-    return min(points) if points else (n_layers - 1, 0)
+    the lowest ``resid_post`` block, of any intervention of ``configs`` (``bound``: the runtime's bound
+    ops). Unsteered configs only: before the last block."""
+    points = [BranchPoint(b.layer, 0 if b.hook == "resid_pre" else 1) for b in bound if b.config in configs]
+    return min(points) if points else BranchPoint(n_layers - 1, 0)
+
+
+def trunk_blocks(point: BranchPoint) -> int:
+    """Blocks run once per input (below the branch point)."""
+    return point.block + point.after
 
 
 def _repeat(value: Any, n: int, k: int) -> Any:
@@ -57,7 +67,7 @@ def branched(blocks: torch.nn.ModuleList, point: BranchPoint, n: int, k: int) ->
     if k == 1:
         yield
         return
-    layer, after = point
+    layer, after = point.block, point.after
     handles = []
 
     def expand_kwargs(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
