@@ -361,8 +361,10 @@ def _open_locked(sweep: Sweep, folder: Path, shard: tuple[int, int], fresh: bool
             raise SweepError(f"{folder} holds shard {manifest['shard'][0]}/{manifest['shard'][1]} of this sweep, not "
                              f"{shard[0]}/{shard[1]}. Use the same --shard, another --out folder, or --fresh.")
     rebuilt = None
-    if fresh:  # the only way completed config folders are deleted
-        shutil.rmtree(folder / "configs", ignore_errors=True)
+    configs_dir = folder / "configs"
+    started = configs_dir.is_dir() and any(p.name[0] != "." for p in configs_dir.iterdir())
+    if fresh or (manifest is None and damaged is None and not started):  # fresh: the only way configs are deleted
+        shutil.rmtree(configs_dir, ignore_errors=True)
         manifest = _new_manifest(sweep, sweep_hash, pretrained, model_fp, shard)
     elif manifest is None or not _entries_match(manifest, sweep):
         why = damaged or ("no manifest" if manifest is None else "the manifest's config list differs from the sweep's")
