@@ -3,12 +3,13 @@ run once without interruption (prints the repeated work and whether the results 
 
 - sweep: `python -m steering_models.sweep run` of unsteered + (C-1) `add` configs (random vectors at
   " your values", block 1) of a random 3-layer Llama on a 6-doc loglikelihood + generation task. Each attempt
-  is killed at a random moment between its start-up and the uninterrupted run's duration; after N kills the
-  sweep is run to the end. Printed: configs completed twice (must be 0), configs lost in flight (`.partial`
+  is killed a random 0-1.5 s after it completed a config (so kills land during the next config or between
+  configs, never only during start-up); after N kills the sweep is run to the end. Printed: configs completed twice (must be 0), configs lost in flight (`.partial`
   folders dropped at restart: the repeated work), and whether every config's results (metrics) and logged
   samples (responses) equal the uninterrupted run's.
 - judge: `python -m analysis judge-serve` serves a random tiny Llama; a client judges M distinct items
-  (concurrency 1, replies cached as they arrive) and is killed at random moments, then run to the end.
+  (concurrency 1, replies cached as they arrive) and is killed a random 0-0.5 s after the server answered its
+  first call of that attempt, N times, then run to the end.
   Printed: completions the server made beyond M (the repeated calls) and whether the replies equal an
   uninterrupted pass on a fresh cache.
 
@@ -65,17 +66,21 @@ def env() -> dict[str, str]:
     return e
 
 
-def killed_attempts(cmd: list[str], n_kills: int, window: tuple[float, float], rng: random.Random, environ: dict,
-                    before_each=None) -> tuple[int, float]:  # noqa: ANN001
-    """Run ``cmd`` ``n_kills`` times, SIGKILLed after a random delay in ``window``; then once to the end.
-    Returns (attempts that finished before their kill, total seconds)."""
+def killed_attempts(cmd: list[str], n_kills: int, progress, rng: random.Random, environ: dict,  # noqa: ANN001
+                    before_each=None, extra_s: float = 1.0) -> tuple[int, float]:  # noqa: ANN001
+    """Run ``cmd`` ``n_kills`` times, each SIGKILLed once ``progress()`` (work done so far) has grown by at least
+    one since the attempt started, plus a random 0-``extra_s`` s (so a kill lands mid-work, not only during
+    start-up); then once to the end. Returns (attempts that finished before their kill, total seconds)."""
     finished_early, t0 = 0, time.perf_counter()
     for _ in range(n_kills):
         if before_each:
             before_each()
+        start = progress()
         proc = subprocess.Popen(cmd, cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and progress() <= start:
+            time.sleep(0.02)
         try:
-            proc.wait(timeout=rng.uniform(*window))
+            proc.wait(timeout=rng.uniform(0.0, extra_s))
             finished_early += 1
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
@@ -116,7 +121,13 @@ def soak_sweep(root: Path, n_kills: int, n_configs: int, rng: random.Random) -> 
     def count_partials() -> None:
         lost.append(len(list((out / "configs").glob(".*.partial"))) if (out / "configs").is_dir() else 0)
 
-    early, soak_s = killed_attempts(base + [str(out)], n_kills, (0.3 * ref_s, ref_s), rng, env(), count_partials)
+    def n_done() -> int:
+        try:
+            return sum(e["status"] == "done" for e in json.loads((out / "manifest.json").read_text())["configs"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    early, soak_s = killed_attempts(base + [str(out)], n_kills, n_done, rng, env(), count_partials, extra_s=1.5)
     manifest = json.loads((out / "manifest.json").read_text())
     completions = [i for run in manifest["runs"] for i in run["configs"]]
     return {"configs": n_configs, "kills": n_kills - early, "uninterrupted_s": ref_s, "soak_s": soak_s,
@@ -148,7 +159,8 @@ def soak_judge(root: Path, n_kills: int, n_items: int, rng: random.Random) -> di
         ref = json.loads(subprocess.run(cmd, cwd=REPO, env=judge_env(root / "ref.sqlite"), check=True,
                                         capture_output=True, text=True).stdout)
         ref_s, c1 = time.perf_counter() - t, server.completions()
-        early, soak_s = killed_attempts(cmd, n_kills, (0.3 * ref_s, ref_s), rng, judge_env(root / "soak.sqlite"))
+        early, soak_s = killed_attempts(cmd, n_kills, server.completions, rng, judge_env(root / "soak.sqlite"),
+                                        extra_s=0.5)
         c2 = server.completions()
         again = json.loads(subprocess.run(cmd, cwd=REPO, env=judge_env(root / "soak.sqlite"), check=True,
                                           capture_output=True, text=True).stdout)
