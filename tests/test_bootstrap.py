@@ -94,3 +94,4 @@ def test_spec_error_under_lm_eval_is_one_line_exit_2(how, tiny_llama_dir, tiny_t
     assert "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "steer spec field" in errors[0], out.stderr[-2000:]
+    assert "Initializing steered-hf model" not in out.stderr  # refused right after parsing the command line
