@@ -199,9 +199,9 @@ def load_spec(source: str | Path | Mapping[str, Any] | list[Any] | SteerSpec | N
         data = load_file(path, "steering file")
     except ConfigFileError as e:
         raise SpecError(str(e)) from None
-    if data is None or (isinstance(data, Mapping) and "interventions" not in data):
+    spec = SteerSpec.from_dict(data, where=path.name, base_dir=path.parent.resolve(), default_name=path.stem)
+    if data is None or (isinstance(data, Mapping) and "interventions" not in data):  # (a typo'd key: refused above)
         what = "is empty (or only comments)" if data is None else "has no `interventions`"
         raise SpecError(f"steering file {path} {what}, so it would run unsteered without saying so. Write "
                         "`interventions: []` to run unsteered on purpose, or add interventions.")
-    spec = SteerSpec.from_dict(data, where=path.name, base_dir=path.parent.resolve(), default_name=path.stem)
     return SteerSpec(spec.interventions, spec.name, spec.meta, str(path.resolve()))
