@@ -16,6 +16,7 @@ import datasets
 
 from lm_eval_tasks.judge import Verdict
 from lm_eval_tasks.judging import get_judge, judge_fields
+from lm_eval_tasks.metadata_task import MetadataTask  # noqa: F401  (YAML `class:`)
 from lm_eval_tasks.metrics import nanmean, total  # noqa: F401  (YAML aggregations)
 from lm_eval_tasks.schwartz.data import DESCRIPTIONS, load_questions
 from lm_eval_tasks.schwartz.prompts import role_prompt, with_role_prompt
