@@ -2,8 +2,8 @@
 run once without interruption (prints the repeated work and whether the results are identical; not a test).
 
 - sweep: `python -m steering_models.sweep run` of unsteered + (C-1) `add` configs (random vectors at
-  " your values", block 1) of a random 3-layer Llama on a 6-doc loglikelihood + generation task. Each attempt
-  is killed a random 0-1.5 s after it completed a config (so kills land during the next config or between
+  " your values", block 1) of a random 3-layer Llama on a 48-doc loglikelihood + generation task. Each attempt
+  is killed a random 0-1 s after it completed a config (so kills land during the next config or between
   configs, never only during start-up); after N kills the sweep is run to the end. Printed: configs completed twice (must be 0), configs lost in flight (`.partial`
   folders dropped at restart: the repeated work), and whether every config's results (metrics) and logged
   samples (responses) equal the uninterrupted run's.
@@ -43,10 +43,11 @@ def tiny_model(folder: Path) -> Path:
 
 
 def tiny_tasks(folder: Path) -> Path:
-    """Two tiny lm-eval tasks (loglikelihood and generation) over six questions."""
+    """Two tiny lm-eval tasks (loglikelihood and generation) over 48 questions."""
     folder.mkdir(parents=True, exist_ok=True)
     qs = ["Should I always be nice to others?", "Should I always be a happy person?", "Is money the most important thing?",
           "Should I follow your values when choosing a job?", "Should I help a stranger?", "Should I tell the truth?"]
+    qs = [f"{q} (case {k})" for k in range(8) for q in qs]  # 48 docs: a config takes long enough to be killed in
     (folder / "docs.jsonl").write_text("".join(json.dumps({"question": q, "answer": "yes" if i % 2 else "no"}) + "\n"
                                                for i, q in enumerate(qs)))
     common = (f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'docs.jsonl'}\ntest_split: test\n"
@@ -127,7 +128,7 @@ def soak_sweep(root: Path, n_kills: int, n_configs: int, rng: random.Random) -> 
         except (OSError, ValueError, KeyError):
             return 0
 
-    early, soak_s = killed_attempts(base + [str(out)], n_kills, n_done, rng, env(), count_partials, extra_s=1.5)
+    early, soak_s = killed_attempts(base + [str(out)], n_kills, n_done, rng, env(), count_partials, extra_s=1.0)
     manifest = json.loads((out / "manifest.json").read_text())
     completions = [i for run in manifest["runs"] for i in run["configs"]]
     return {"configs": n_configs, "kills": n_kills - early, "uninterrupted_s": ref_s, "soak_s": soak_s,
