@@ -129,12 +129,12 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> Sweep:
     path = Path(source).expanduser()
     if not path.is_file():
         raise SweepError(f"sweep file {str(source)!r} is not a file. Pass the path of a YAML sweep file.")
-    import yaml
+    from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SweepError(f"sweep file {path} is not valid YAML ({e}). Fix its syntax.") from e
+    try:  # size, alias, depth, huge-integer and duplicate-key limits
+        data = load_file(path, "sweep file")
+    except ConfigFileError as e:
+        raise SweepError(str(e)) from None
     return parse_sweep(data, path.name, path.parent.resolve(), str(path.resolve()))
 
 
@@ -310,12 +310,15 @@ def _read_features(value: Any, where: str, base_dir: Path | None) -> list[int]:
         path = resolve_path(value, base_dir)
         if not path.is_file():
             raise _err(where, "features", value, "is not a file", "Give a list of feature ids or a file of them.")
-        text = path.read_text()
         if path.suffix in (".json", ".yaml", ".yml"):
-            import yaml
+            from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
-            value = yaml.safe_load(text)
+            try:
+                value = load_file(path, "feature file")
+            except ConfigFileError as e:
+                raise SweepError(str(e)) from None
         else:
+            text = path.read_text()
             try:
                 value = [int(tok) for tok in text.split()]
             except ValueError as e:
