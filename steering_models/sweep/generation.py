@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 from tqdm import tqdm
 
@@ -49,7 +50,7 @@ class GenRequest(NamedTuple):
     kwargs: dict[str, Any]
 
 
-def generate(lm: Any, runtime: SteeringRuntime, todo: list[GenRequest], answers: dict[int, dict[GenKey, str]],
+def generate(lm: HFLM, runtime: SteeringRuntime, todo: list[GenRequest], answers: dict[int, dict[GenKey, str]],
              batch_size: int, counts: PassCounts, show_progress: bool = True) -> None:
     """Generate every request of ``todo`` on ``lm`` (an HFLM) under ``runtime``, ``batch_size`` rows a call,
     into ``answers[config][key]`` (module docstring)."""
@@ -77,7 +78,7 @@ def generate(lm: Any, runtime: SteeringRuntime, todo: list[GenRequest], answers:
                 pbar.update(len(chunk))
 
 
-def generate_batch(lm: Any, runtime: SteeringRuntime, chunk: list[GenRequest], eos: str) -> list[str]:
+def generate_batch(lm: HFLM, runtime: SteeringRuntime, chunk: list[GenRequest], eos: str) -> list[str]:
     """One ``generate`` call for requests that share their generation kwargs; the answers in order."""
     kwargs = normalize_gen_kwargs(dict(chunk[0].kwargs), lm.max_gen_toks)
     until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
