@@ -302,7 +302,7 @@ class RaggedGenerator:
     def _position_local(self, config: int) -> bool:
         if self.steering is None:
             return True
-        return all(iv.op.position_local for iv in self.steering.specs[config].interventions)
+        return self.steering.specs[config].position_local
 
     def _prefix_groups(self, entering: list[tuple[int, GenRow]]) -> list[list[tuple[int, GenRow]]]:
         """Runs of neighbours (sorted by config, prompt) of one position-local config sharing a long prefix."""
