@@ -224,7 +224,7 @@ def constant_judge(board: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
 def csr_by_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     long = per_value(board, runs)
     table = long.pivot_table(index="value", columns="method", values="csr", aggfunc="mean")
-    return table[[m for m in METHODS if m in table.columns]].reset_index()
+    return table[[m for m in METHODS if m in table.columns]].astype(float).reset_index()  # (all-0 means: int)
 
 
 def _reply(sample: dict[str, Any]) -> str:
