@@ -12,7 +12,8 @@ Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
 role_prompt = unsteered with a role / sae_feature / vector / conva / explicit_instruction / other), ``feature`` (SAE feature id or None), ``role_id``,
 ``role_name``, ``role_split``, ``value``, ``item_id``, ``agreement``, ``instruction``, ``question``,
 ``score`` (the per-sample metric ``orientation``: +1/-1/0, NaN = unscored), ``label``, ``thought``,
-``answer``, ``judged_by``, ``p_yes_minus_p_no``.
+``answer``, ``judged_by``, ``p_yes_minus_p_no``, ``score_soft`` (the loglikelihood tasks' per-sample
+``orientation_soft`` = agreement x (p(yes) - p(no)), in [-1, 1]; NaN for CoT runs).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from lm_eval_tasks.lm_eval_outputs import (
 SAMPLE_COLUMNS = [
     "run", "run_dir", "model", "task", "mode", "config", "steer_kind", "feature", "role_id", "role_name",
     "role_split", "value", "item_id", "agreement", "instruction", "question", "score", "label",
-    "thought", "answer", "judged_by", "p_yes_minus_p_no",
+    "thought", "answer", "judged_by", "p_yes_minus_p_no", "score_soft",
 ]
 
 _VB_TASK = re.compile(r"^valuebench_(?P<mode>cot|ll|explicit)(?:_(?P<split>train|test))?_")
@@ -114,6 +115,22 @@ def steer_feature(steering: dict[str, Any] | None) -> Any:
     feats = [(iv.get("source") or {}).get("feature") for iv in (steering.get("spec") or {}).get("interventions") or []]
     feats = [f for f in feats if f is not None]
     return feats[0] if len(feats) == 1 else None
+
+
+AMOUNT_KEYS = ("strength", "factor", "value")  # the amount field of add / scale_feature / clamp_feature
+
+
+def steer_amount(steering: dict[str, Any] | None) -> float | None:
+    """How strongly a config steers (``meta`` strength/factor/value, else its one intervention's), or None."""
+    if steering is None:
+        return None
+    meta = steering.get("meta") or {}
+    interventions = (steering.get("spec") or {}).get("interventions") or []
+    for source in [meta] + (interventions if len(interventions) == 1 else []):
+        for key in AMOUNT_KEYS:
+            if isinstance(source.get(key), (int, float)) and not isinstance(source.get(key), bool):
+                return float(source[key])
+    return None
 
 
 def find_runs(paths: list[str | Path]) -> list[Run]:
@@ -210,18 +227,53 @@ def valuebench_tasks(run: Run) -> list[str]:
     return sorted(t for t in run.sample_files if _VB_TASK.match(t))
 
 
-def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> pd.DataFrame:
+def check_one_model(runs: list[Run], allow_mixed_models: bool = False) -> None:
+    """Refuse (``LmEvalOutputError``) runs of more than one model, naming a results file of each, unless
+    ``allow_mixed_models``: their orientations would be averaged as if one model had answered."""
+    by_model: dict[str, Path] = {}
+    for run in runs:
+        by_model.setdefault(run.model, run.results_path)
+    if len(by_model) > 1 and not allow_mixed_models:
+        shown = "; ".join(f"{m or '(no model name)'} in {path}" for m, path in sorted(by_model.items()))
+        raise LmEvalOutputError(f"the runs are of {len(by_model)} different models ({shown}); analyse one "
+                                "model's runs at a time, or pass --allow-mixed-models to merge them on purpose.")
+
+
+def expected_samples(run: Run, task: str) -> int | None:
+    """How many samples the results JSON says ``task`` evaluated (``n-samples``' effective count), or None."""
+    n = (run.results.get("n-samples") or {}).get(task) or {}
+    value = n.get("effective", n.get("original")) if isinstance(n, dict) else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def warn_if_truncated(run: Run, task: str, n_read: int) -> None:
+    """A samples file with fewer records than its results JSON's n-samples (cut at a line boundary, a
+    killed copy) gives numbers from part of the data: say so, naming both files."""
+    expected = expected_samples(run, task)
+    if expected is not None and n_read < expected:
+        warnings.warn(f"{run.sample_files[task]} holds {n_read} samples but {run.results_path.name} says the "
+                      f"run evaluated {expected} for {task}; the file looks truncated (a killed copy?), so its "
+                      "numbers come from part of the data. Copy the samples file again or re-run lm_eval.",
+                      stacklevel=3)
+
+
+def load_samples(paths: list[str | Path] | list[Run], require: bool = True, progress: bool = True,
+                 allow_mixed_models: bool = False) -> pd.DataFrame:
     """The tidy table of every logged ValueBench sample of every run under ``paths``.
 
     ``require``: raise when a run has ValueBench results but no sample files (lm_eval was run
-    without ``--log_samples``), naming the missing file.
+    without ``--log_samples``), naming the missing file. ``progress``: a bar when there are 50 files or more.
+    Runs of different models are refused unless
+    ``allow_mixed_models`` (``check_one_model``); a samples file shorter than its results JSON's
+    ``n-samples`` is read with a warning (``warn_if_truncated``).
     """
     runs = paths if paths and isinstance(paths[0], Run) else find_runs(paths)  # type: ignore[arg-type]
+    check_one_model(runs, allow_mixed_models)
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
     n_files = sum(len(valuebench_tasks(r)) for r in runs)
-    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=n_files < 50)
+    bar = tqdm(total=n_files, desc="reading samples", unit="file", leave=False, disable=not progress or n_files < 50)
     for run in runs:
         tasks = valuebench_tasks(run)
         vb_results = [t for t in run.results.get("results", {}) if _VB_TASK.match(t)]
@@ -232,7 +284,9 @@ def load_samples(paths: list[str | Path] | list[Run], require: bool = True) -> p
                 "re-run lm_eval with --log_samples.")
         for task in tasks:
             mode = _VB_TASK.match(task)["mode"]
+            before = len(rows)
             rows.extend(_sample_row(run, task, mode, s) for s in read_jsonl(run.sample_files[task]))
+            warn_if_truncated(run, task, len(rows) - before)
             bar.update()
     bar.close()
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
@@ -265,5 +319,5 @@ def _sample_row(run: Run, task: str, mode: str, s: dict[str, Any]) -> dict[str, 
         "agreement": doc.get("agreement"), "instruction": instruction, "question": doc.get("question"),
         "score": _float(s.get("orientation")), "label": resp.get("label"), "thought": resp.get("thought"),
         "answer": resp.get("answer"), "judged_by": resp.get("judged_by"),
-        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")),
+        "p_yes_minus_p_no": _float(resp.get("p_yes_minus_p_no")), "score_soft": _float(s.get("orientation_soft")),
     }

@@ -34,13 +34,26 @@ def pick_mode(samples: pd.DataFrame, mode: str | None) -> str:
     return modes[0] if modes else "explicit"
 
 
-def orientation_table(samples: pd.DataFrame, mode: str | None = None, split: str | None = None) -> pd.DataFrame:
+SCORES = ("hard", "soft")
+
+
+def orientation_table(samples: pd.DataFrame, mode: str | None = None, split: str | None = None,
+                      score: str = "hard") -> pd.DataFrame:
     """The wide orientation table of the tidy samples (``analysis.io.load_samples``).
 
     ``mode``: cot / ll (explicit-instruction samples are always kept: they are their own configs);
-    ``split``: train / test / None = all roles.
+    ``split``: train / test / None = all roles; ``score``: ``hard`` (the item score +1/-1/0, Kang et al.) or
+    ``soft`` (loglikelihood runs only: agreement x (p(yes) - p(no)), ours: it moves where a model's hard
+    answer does not).
     """
+    if score not in SCORES:
+        raise ValueError(f"--score {score!r} is not a known item score; use one of {list(SCORES)}.")
     mode = pick_mode(samples, mode)
+    if score == "soft":
+        if samples.loc[samples["mode"] == mode, "score_soft"].isna().all():
+            raise ValueError(f"--score soft needs loglikelihood runs (valuebench_ll_*), which log orientation_soft; "
+                             f"the {mode!r} samples have none. Drop --score soft or pass --mode ll.")
+        samples = samples.assign(score=samples["score_soft"].where(samples["mode"] == "ll", samples["score"]))
     # explicit-instruction samples are their own configs; their "none" baseline repeats the plain run
     explicit = (samples["mode"] == "explicit") & (samples["instruction"].fillna("none") != "none")
     df = samples[(samples["mode"] == mode) | explicit]
@@ -116,7 +129,8 @@ def write_orientation_csv(table: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def load_orientations(paths: list[str], mode: str | None = None, split: str | None = None) -> pd.DataFrame:
+def load_orientations(paths: list[str], mode: str | None = None, split: str | None = None,
+                      allow_mixed_models: bool = False) -> pd.DataFrame:
     """A wide table from either one/many orientation CSVs or lm-eval output folders."""
     from analysis.io import load_samples
 
@@ -130,4 +144,4 @@ def load_orientations(paths: list[str], mode: str | None = None, split: str | No
         if split is not None and "role_split" in table.columns:
             table = table[table["role_split"] == split].reset_index(drop=True)
         return table
-    return orientation_table(load_samples(paths), mode=mode, split=split)
+    return orientation_table(load_samples(paths, allow_mixed_models=allow_mixed_models), mode=mode, split=split)

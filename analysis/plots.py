@@ -80,7 +80,7 @@ def plot_expected_unexpected(summary: pd.DataFrame, out: Path, name: str = "expe
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability of change")
         ax.set_title(f"{method} steering")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)  # below: bars stay visible
     return save(fig, out, name)
 
 

@@ -33,7 +33,7 @@ def _steered_configs(table: pd.DataFrame, explicit: bool = False) -> list[str]:
     return [c for c in cfgs if c.startswith("explicit:") == explicit]
 
 
-def direction_counts(table: pd.DataFrame, configs: list[str] | None = None) -> pd.DataFrame:
+def direction_counts(table: pd.DataFrame, configs: list[str] | None = None, atol: float = ATOL) -> pd.DataFrame:
     """Long table: config, value, stimulated, suppressed, maintained (counts of roles)."""
     values = value_columns(table)
     dims = table["steer_dim"].fillna("").astype(str)
@@ -48,8 +48,8 @@ def direction_counts(table: pd.DataFrame, configs: list[str] | None = None) -> p
         for j, v in enumerate(values):
             d = diff[:, j]
             d = d[~np.isnan(d)]
-            rows.append({"feature": cfg, "value": v, "stimulated": int((d > ATOL).sum()),
-                         "suppressed": int((d < -ATOL).sum()), "maintained": int((np.abs(d) <= ATOL).sum())})
+            rows.append({"feature": cfg, "value": v, "stimulated": int((d > atol).sum()),
+                         "suppressed": int((d < -atol).sum()), "maintained": int((np.abs(d) <= atol).sum())})
     return pd.DataFrame(rows, columns=["feature", "value", "stimulated", "suppressed", "maintained"])
 
 
@@ -58,11 +58,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na and nb else np.nan
 
 
-def sae_table(train: pd.DataFrame, test: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Table 1/4/5 as counts: train and test (stimulated, suppressed, maintained) + cosine per cell."""
-    tr = direction_counts(train).add_prefix("train_").rename(columns={"train_feature": "feature", "train_value": "value"})
+def sae_table(train: pd.DataFrame, test: pd.DataFrame | None = None, atol: float = ATOL) -> pd.DataFrame:
+    """Table 1/4/5 as counts: train and test (stimulated, suppressed, maintained) + cosine per cell; a role is
+    maintained when its orientation moves by at most ``atol``."""
+    tr = direction_counts(train, atol=atol).add_prefix("train_").rename(columns={"train_feature": "feature", "train_value": "value"})
     if test is not None:
-        te = direction_counts(test, _steered_configs(train)).add_prefix("test_").rename(
+        te = direction_counts(test, _steered_configs(train), atol).add_prefix("test_").rename(
             columns={"test_feature": "feature", "test_value": "value"})
         out = tr.merge(te, on=["feature", "value"], how="left")
     else:
@@ -104,14 +105,14 @@ def best_features(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sae_vs_explicit(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+def sae_vs_explicit(train: pd.DataFrame, test: pd.DataFrame, atol: float = ATOL) -> pd.DataFrame:
     """Table 3: shares of test roles positively / negatively steered / unchanged, SAE vs explicit instruction."""
-    table = sae_table(train)
+    table = sae_table(train, atol=atol)
     best = best_features(table)
     rows = []
     explicit = _steered_configs(test, explicit=True)
-    counts_sae = direction_counts(test, _steered_configs(train))
-    counts_exp = direction_counts(test, explicit) if explicit else pd.DataFrame(columns=counts_sae.columns)
+    counts_sae = direction_counts(test, _steered_configs(train), atol)
+    counts_exp = direction_counts(test, explicit, atol) if explicit else pd.DataFrame(columns=counts_sae.columns)
     for _, b in best.iterrows():
         v = b["value"]
         for method, cfg in (("SAE +", b["positive_feature"]), ("SAE -", b["negative_feature"]),

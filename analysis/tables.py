@@ -45,6 +45,11 @@ body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
 table.tbl{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
 table.tbl th,table.tbl td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 table.tbl th{background:#f2f2f2} img{max-width:100%} .note{color:#555;font-size:13px}
+.lede{font-size:15px;color:#333} .intro{color:#245;font-size:14px;margin:0.2em 0 0.6em}
+.skipped{color:#7a4b00;font-size:14px;margin:0.4em 0} td.skipped{text-align:left}
+#summary{border:1px solid #c9d6e3;background:#f7fafc;padding:0.5em 1.2em 1em;margin:1em 0 2em}
+#summary .figures{display:flex;flex-wrap:wrap;gap:1em} #summary .fig{flex:1 1 600px} #summary .fig.wide{flex-basis:100%}
+.shift{white-space:nowrap;margin-right:0.8em} .headline{font-size:15px}
 """
 
 

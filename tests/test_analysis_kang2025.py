@@ -261,9 +261,9 @@ def test_released_table2_reproduced_cell_by_cell(tmp_path, model, paper):
 def test_report_sensitivity_section(tmp_path):
     rep = Report(out=tmp_path)
     sensitivity_section(rep, ROLES, {"g": TWO_CYCLE}, EffectRules(baseline_role="first"), n_boot=10, seed=0)
-    titles = [t for t, _ in rep.sections]
+    titles = [s.title for s in rep.sections]
     assert titles[0] == "Sensitivity of the Figure 4 numbers to the baseline role and the SAE role"
-    assert "default (paper text)" in rep.sections[0][1] and "these options" in rep.sections[0][1]
+    assert "default (paper text)" in rep.sections[0].html and "these options" in rep.sections[0].html
     assert (tmp_path / "tables" / "sensitivity.csv").is_file() and (tmp_path / "plots" / "sensitivity.png").is_file()
 
 

@@ -89,15 +89,21 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     assert main(["report", str(runs[0]), str(runs[1]), "--out", str(out), "--bootstrap", "50"]) == 0
     page = (out / "report.html").read_text()
     tables = ["runs", "leaderboard_orientations", "leaderboard", "orientations", "steering_effects",
-              "steering_effects_per_value", "sae_table", "noise_ratio", "mean_similarity", "sae_vs_explicit"]
-    tables = [t for t in tables if t != "sae_vs_explicit"]  # no explicit-instruction run here
+              "steering_effects_per_value", "sae_table", "noise_ratio", "mean_similarity", "config_shifts"]
     for name in tables:
         assert f"id='table-{name}'" in page, name
         assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.md").is_file()
-    for plot in ("graphs", "expected_unexpected", "sae_heatmap"):
+    for plot in ("graphs", "orientation_bars", "expected_unexpected", "sae_heatmap"):
         assert f"id='plot-{plot}'" in page, plot
         assert (out / "plots" / f"{plot}.png").stat().st_size > 0 and (out / "plots" / f"{plot}.svg").is_file()
-    assert page.count("src='data:image/png;base64,") == 3
+    assert page.count("src='data:image/png;base64,") == 4
+    # one strength, no judge: one line each, with the fix; no explicit-instruction run: Table 3 says so
+    for key in ("dose_response", "thought_answer_inconsistency"):
+        assert f"id='skip-{key}'" in page, key
+    assert "id='plot-dose_response'" not in page
+    assert "no explicit-instruction run: SAE rows only. Fix: add a valuebench_explicit run" in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["configs"] == ["unsteered", "yes-dir-x8"] and summary["rows"] == 8
     assert "<img" in page and "src='plots/" not in page  # self-contained
     wide = pd.read_csv(out / "tables" / "orientations.csv", keep_default_na=False)
     assert list(wide.columns[:2]) == ["steer_dim", "player_name"]
@@ -174,3 +180,43 @@ def test_rerun_into_the_same_folder_keeps_the_newest(runs, tmp_path):
         found = find_runs([copy])
     assert len(found) == 1 and found[0].label == "unsteered"
     assert "2099" in found[0].results_path.name and len(found[0].sample_files) == 34
+
+
+def test_report_soft_score_from_real_output(runs, tmp_path, capsys):
+    """--score soft: orientations are means of the ll task's per-sample orientation_soft (agreement x
+    (p(yes) - p(no))), a change needs a move > --atol; the summary says so."""
+    out = tmp_path / "soft"
+    assert main(["report", str(runs[0]), str(runs[1]), "--out", str(out), "--bootstrap", "20", "--score", "soft",
+                 "--atol", "0.05", "--no-progress"]) == 0
+    wide = pd.read_csv(out / "tables" / "orientations.csv", keep_default_na=False)
+    samples = load_samples(list(runs))
+    expected = samples[(samples["role_id"] == "r0") & (samples["config"] == "") & (samples["value"] == "Empathy")]
+    got = wide[(wide["steer_dim"] == "") & (wide["player_name"] == "")]["Empathy"].iloc[0]
+    assert got == pytest.approx((expected["agreement"] * expected["p_yes_minus_p_no"]).mean())
+    assert not set(wide["Empathy"]) <= {-1.0, 0.0, 1.0}  # soft, not the hard +1/-1/0 means
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["score"] == "soft" and summary["atol"] == 0.05
+    shifts = pd.read_csv(out / "tables" / "config_shifts.csv")
+    moved = (pd.read_csv(out / "tables" / "orientations.csv", keep_default_na=False)
+             .pipe(lambda w: w[w["steer_dim"] != ""]))
+    assert len(shifts) == 1 and len(moved) == 4
+    assert "orientations: mean soft item score" in capsys.readouterr().out
+    cot = samples.assign(mode="cot", score_soft=float("nan"))
+    from analysis.orientations import orientation_table
+
+    with pytest.raises(ValueError, match=r"--score soft needs loglikelihood runs \(valuebench_ll_\*\)"):
+        orientation_table(cot, score="soft")
+
+
+def test_report_prints_lm_eval_tables_only_when_verbose(runs, tmp_path, capsys):
+    args = ["report", str(runs[0]), str(runs[1]), "--bootstrap", "10", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "quiet")]) == 0
+    quiet = capsys.readouterr()
+    assert not re.search(r"\|\s*Tasks\s*\|", quiet.out) and "note:" not in quiet.out
+    assert "report sections" not in quiet.err  # --no-progress
+    assert main([*args, "--out", str(tmp_path / "loud"), "--verbose"]) == 0
+    loud = capsys.readouterr().out
+    assert "== unsteered" in loud and "== steered" in loud
+    assert re.search(r"\|\s*Tasks\s*\|", loud) and re.search(r"\|\s*- Achievement\s*\|.*\|n_scored", loud)
+    assert re.search(r"\|ll\s*\|\s*0\|orientation_soft\|", loud)
+    assert "note:" in loud

@@ -166,3 +166,33 @@ def test_generated_yamls_are_up_to_date():
 
     for filename, text in expected_files().items():
         assert (HERE / filename).read_text(encoding="utf-8") == text, filename
+
+
+def test_building_our_tasks_logs_no_custom_kwargs_warning(caplog):
+    """lm-eval warns "Custom kwargs can be passed to `--metadata`" for every task built with a
+    ``custom_dataset``; ours are built by ``MetadataTask``, which reads the metadata without it, and the
+    docs still follow the metadata (num_roles / item_fraction)."""
+    import logging
+
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    import lm_eval_tasks
+    from lm_eval_tasks.metadata_task import MetadataTask
+
+    manager = TaskManager(include_path=str(Path(lm_eval_tasks.__file__).parent), include_defaults=False,
+                          metadata={"num_roles": 2, "item_fraction": 0.2, "conva_dir": str(conva_dir())})
+    with caplog.at_level(logging.WARNING, logger="lm_eval"):
+        tasks = get_task_dict(["valuebench_ll_train", "mmlu_conva4_astronomy", "schwartz_dilemmas_power"], manager)
+    leaves = {name: task for name, task in _leaves(tasks)}
+    assert not [r.getMessage()[:60] for r in caplog.records if "Custom kwargs" in r.getMessage()]
+    assert len(leaves) == 19 and all(isinstance(t, MetadataTask) for t in leaves.values())
+    docs = list(leaves["valuebench_ll_train_economic"].test_docs())
+    assert {d["role_id"] for d in docs} == {"r0", "r1"}
+
+
+def _leaves(tasks):
+    for key, value in tasks.items():
+        if isinstance(value, dict):
+            yield from _leaves(value)
+        else:
+            yield getattr(key, "group_name", key) if not isinstance(key, str) else key, value

@@ -12,6 +12,7 @@ from typing import Any
 
 import datasets
 
+from lm_eval_tasks.metadata_task import MetadataTask  # noqa: F401  (YAML `class:`)
 from lm_eval_tasks.resources import data_path
 
 SUBJECTS = ("astronomy", "business_ethics", "global_facts", "jurisprudence")

@@ -21,6 +21,7 @@ import datasets
 
 from lm_eval_tasks.judge.labels import NO, YES, score
 from lm_eval_tasks.judging import judge_outputs
+from lm_eval_tasks.metadata_task import MetadataTask  # noqa: F401  (YAML `class:`)
 from lm_eval_tasks.metrics import nanmean, total  # noqa: F401  (YAML aggregations)
 from lm_eval_tasks.valuebench.data import (
     DEFAULT_ITEM_FRACTION,
