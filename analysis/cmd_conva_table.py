@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.runs:
         main_table = with_changed(main_table, changed_vs_base(args.runs))
         main_table = with_changed(main_table, mmlu_changed_vs_base(args.runs), "MMLU answers changed vs Base")
-    print(for_print(main_table).to_markdown(index=False))
+    print(for_print(main_table).to_markdown(index=False, disable_numparse=True))
     print()
-    print(for_print(by_value).to_markdown(index=False))
+    print(for_print(by_value).to_markdown(index=False, disable_numparse=True))
     for line in not_in_table(board, runs):
         print(f"\n{line}")
     for line in judge_agreement(args.leaderboard):

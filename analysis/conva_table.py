@@ -224,7 +224,7 @@ def constant_judge(board: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
 def csr_by_value(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     long = per_value(board, runs)
     table = long.pivot_table(index="value", columns="method", values="csr", aggfunc="mean")
-    return table[[m for m in METHODS if m in table.columns]].reset_index()
+    return table[[m for m in METHODS if m in table.columns]].astype(float).reset_index()  # (all-0 means: int)
 
 
 def _reply(sample: dict[str, Any]) -> str:
@@ -288,12 +288,15 @@ def mmlu_changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int
 def with_changed(table: pd.DataFrame, counts: dict[str, tuple[int, int]],
                  column: str = "replies changed vs Base") -> pd.DataFrame:
     table = table.copy()
-    table[column] = [f"{counts[m][0]}/{counts[m][1]}" if m in counts else "" for m in table["method"]]
+    # "–": the method's runs have answers, but no Base answer to the same questions to compare with
+    table[column] = [("" if m not in counts else f"{counts[m][0]}/{counts[m][1]}" if counts[m][1] else "–")
+                     for m in table["method"]]
     return table
 
 
 def for_print(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as printed: numbers to 3 decimals, empty cells (a method without the metric) as "–"."""
+    """The table as printed (``to_markdown(index=False, disable_numparse=True)``, so that tabulate keeps the
+    strings): numbers to 3 decimals, empty cells (a method without the metric) as "–"."""
     shown = table.copy()
     for column in shown.columns:
         if pd.api.types.is_float_dtype(shown[column]):

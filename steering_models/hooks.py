@@ -49,9 +49,12 @@ def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any,
 class NonFiniteSteering(SpecError):
     """Steering made hidden states inf/NaN at run time; ``config`` is the index of the spec that did."""
 
-    def __init__(self, message: str, config: int) -> None:
+    def __init__(self, message: str, config: int = -1) -> None:  # config has a default: unpickling (Ray) passes args
         super().__init__(message)
         self.config = config
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.config)
 
 
 class BoundOp(NamedTuple):

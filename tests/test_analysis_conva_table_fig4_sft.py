@@ -126,3 +126,16 @@ def test_method_of_a_task_is_its_runs_steering_and_its_prompt_variant():
     assert method_of("conva", nogate, "negative") is None  # not a Fig. 4 method
     assert method_of("sft", SFT_META, "plain") == SFT and method_of("sft", SFT_META, "negative") is None
     assert method_of("none", {}, "positive") is None  # the ICA prompt again
+
+
+def test_changed_without_a_base_answer_to_compare_is_a_dash_not_zero(experiment, tmp_path):
+    """SFT's MMLU answers with no Base MMLU run: nothing compared, shown as "–" rather than 0/0."""
+    from analysis.conva_table import mmlu_changed_vs_base, with_changed
+
+    no_base_mmlu = [run for run in experiment if run.name != "caa_mmlu"]
+    assert mmlu_changed_vs_base(no_base_mmlu) == {SFT: (0, 0)}
+    assert main(["leaderboard", *map(str, no_base_mmlu), "--out", str(tmp_path / "lb")]) == 0
+    board, runs = read_leaderboard(tmp_path / "lb")
+    shown = with_changed(method_table(board, runs), mmlu_changed_vs_base(no_base_mmlu), "MMLU changed")
+    assert dict(zip(shown["method"], shown["MMLU changed"], strict=True))[SFT] == "–"
+    assert dict(zip(shown["method"], shown["MMLU changed"], strict=True))["Base"] == ""

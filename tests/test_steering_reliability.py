@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def test_run_time_overflow_raises_naming_spec_and_layer(tiny_llama_dir, tiny_tas
         lm_eval.simple_evaluate(model="steered-hf", model_args={"pretrained": str(tiny_llama_dir), "steer": str(spec)},
                                 tasks=["tiny_values_ll"], task_manager=manager, device="cpu", batch_size=4, limit=2)
     msg = str(e.value)
+    again = pickle.loads(pickle.dumps(e.value))  # a Ray worker's error travels pickled to the driver
+    assert e.value.config == 0 and (type(again), str(again), again.config) == (NonFiniteSteering, msg, 0)
     assert "'overflow' made hidden states inf/NaN at layer 1 (resid_post), intervention 1 (op add" in msg
     assert "strength 3e+38" in msg and str(spec) in msg and msg.count(". ") == 0
 
