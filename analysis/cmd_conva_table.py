@@ -1,5 +1,6 @@
 """`python -m analysis conva-table LEADERBOARD_DIR [--runs RUN_DIR...] [--out DIR]`: the ConVA experiment's
-table (CSR, FR, MMLU acc per method; CSR per value) from `python -m analysis leaderboard --out` files."""
+table (CSR, FR, MMLU acc per method, Fig. 4's role-prompt methods and SFT among them; CSR per value) from
+`python -m analysis leaderboard --out` files."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ def run(args: argparse.Namespace) -> int:
         changed_vs_base,
         constant_judge,
         csr_by_value,
+        for_print,
         judge_agreement,
         method_table,
         mmlu_changed_vs_base,
+        not_in_table,
         read_leaderboard,
         with_changed,
     )
@@ -38,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
     if args.runs:
         main_table = with_changed(main_table, changed_vs_base(args.runs))
         main_table = with_changed(main_table, mmlu_changed_vs_base(args.runs), "MMLU answers changed vs Base")
-    print(main_table.to_markdown(index=False, floatfmt=".3f"))
+    print(for_print(main_table).to_markdown(index=False))
     print()
-    print(by_value.to_markdown(index=False, floatfmt=".3f"))
+    print(for_print(by_value).to_markdown(index=False))
+    for line in not_in_table(board, runs):
+        print(f"\n{line}")
     for line in judge_agreement(args.leaderboard):
         print(f"\n{line}")
     for warning in constant_judge(board, runs):

@@ -9,7 +9,7 @@ from pathlib import Path
 import networkx as nx
 
 from analysis.causal import INDEP_TESTS, learn_graph, pc_rows
-from analysis.cmdutil import friendly_errors
+from analysis.cmdutil import add_mixed_models_flag, friendly_errors
 from analysis.effect_rules import add_rule_arguments, rules_from_args
 from analysis.orientations import load_orientations
 from analysis.plots import plot_graphs
@@ -20,6 +20,7 @@ HELP = "learn the value causal graph with PC (causal-learn) from orientations; w
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="lm-eval --output_path folders")
+    add_mixed_models_flag(parser)
     parser.add_argument("--orientations", action="append", default=[], metavar="T.csv",
                         help="wide orientation CSV(s) instead of RUN_DIRs (steer_dim, player_name, value columns)")
     parser.add_argument("--mode", default=None, help="questionnaire mode when runs mix them: cot or ll")
@@ -49,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     rules = rules_from_args(args)
-    table = load_orientations(sources(args), mode=args.mode, split=args.split)
+    table = load_orientations(sources(args), mode=args.mode, split=args.split,
+                              allow_mixed_models=args.allow_mixed_models)
     rows, which = pc_rows(table, args.all_rows, mode=rules.pc_rows, features=rules.features)
     graph = learn_graph(rows, alpha=args.alpha, indep_test=args.indep_test, near_constant=args.near_constant,
                         undirected=rules.undirected)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from analysis.causal import INDEP_TESTS
-from analysis.cmdutil import friendly_errors
+from analysis.cmdutil import add_mixed_models_flag, friendly_errors
 from analysis.effect_rules import add_rule_arguments, rules_from_args
 from analysis.orientations import SCORES
 from analysis.report import build_report
@@ -17,6 +17,7 @@ HELP = "full analysis of lm-eval runs (or orientation CSVs): tables (CSV+md), gr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="lm-eval --output_path folders")
+    add_mixed_models_flag(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--orientations", action="append", default=[], help="wide orientation CSV(s)")
     parser.add_argument("--train", action="append", default=[], help="wide CSV of train roles (graph, SAE train)")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                        test_csv=args.test, mode=args.mode, references=args.reference, use_judge=args.judge,
                        alpha=args.alpha, indep_test=args.indep_test, n_boot=args.bootstrap, seed=args.seed,
                        rules=rules_from_args(args), sensitivity=args.sensitivity, progress=not args.no_progress,
-                       score=args.score)
+                       score=args.score, allow_mixed_models=args.allow_mixed_models)
     if args.verbose:
         _print_lm_eval_tables(args.runs)
         for note in rep.notes:

@@ -3,7 +3,7 @@
 A run is one ``results_<timestamp>.json`` (anywhere under the folder given) plus the
 ``samples_<task>_<timestamp>.jsonl`` files written beside it with the same timestamp. The steering
 config of a run comes from the results JSON's ``config.steering`` (docs/ARCHITECTURE.md §3): absent
-(plain ``hf``) or with no interventions = unsteered. A sweep run may tag each sample instead, with
+(plain ``hf``) or with no interventions and no ``meta.kind`` = unsteered. A sweep run may tag each sample instead, with
 ``doc["steer_dim"]`` (and optionally ``doc["steer_kind"]``, ``doc["feature"]``); that tag wins.
 
 Tidy table (one row per logged ValueBench sample), columns ``SAMPLE_COLUMNS``:
@@ -56,9 +56,13 @@ class Run:
 
     @property
     def steering(self) -> dict[str, Any] | None:
-        """``config.steering`` of the results JSON, or None when the run is unsteered."""
+        """``config.steering`` of the results JSON, or None when the run is unsteered: no interventions and no
+        ``meta.kind`` (a steering file with only a ``meta.kind`` labels a run changed otherwise, e.g. ``conva
+        sft``'s ``steer_sft_<value>.yaml`` beside ``peft=``)."""
         steering = (self.results.get("config") or {}).get("steering")
-        if not steering or not (steering.get("spec") or {}).get("interventions"):
+        if not steering:
+            return None
+        if not (steering.get("spec") or {}).get("interventions") and not (steering.get("meta") or {}).get("kind"):
             return None
         return steering
 
@@ -223,13 +227,48 @@ def valuebench_tasks(run: Run) -> list[str]:
     return sorted(t for t in run.sample_files if _VB_TASK.match(t))
 
 
-def load_samples(paths: list[str | Path] | list[Run], require: bool = True, progress: bool = True) -> pd.DataFrame:
+def check_one_model(runs: list[Run], allow_mixed_models: bool = False) -> None:
+    """Refuse (``LmEvalOutputError``) runs of more than one model, naming a results file of each, unless
+    ``allow_mixed_models``: their orientations would be averaged as if one model had answered."""
+    by_model: dict[str, Path] = {}
+    for run in runs:
+        by_model.setdefault(run.model, run.results_path)
+    if len(by_model) > 1 and not allow_mixed_models:
+        shown = "; ".join(f"{m or '(no model name)'} in {path}" for m, path in sorted(by_model.items()))
+        raise LmEvalOutputError(f"the runs are of {len(by_model)} different models ({shown}); analyse one "
+                                "model's runs at a time, or pass --allow-mixed-models to merge them on purpose.")
+
+
+def expected_samples(run: Run, task: str) -> int | None:
+    """How many samples the results JSON says ``task`` evaluated (``n-samples``' effective count), or None."""
+    n = (run.results.get("n-samples") or {}).get(task) or {}
+    value = n.get("effective", n.get("original")) if isinstance(n, dict) else None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def warn_if_truncated(run: Run, task: str, n_read: int) -> None:
+    """A samples file with fewer records than its results JSON's n-samples (cut at a line boundary, a
+    killed copy) gives numbers from part of the data: say so, naming both files."""
+    expected = expected_samples(run, task)
+    if expected is not None and n_read < expected:
+        warnings.warn(f"{run.sample_files[task]} holds {n_read} samples but {run.results_path.name} says the "
+                      f"run evaluated {expected} for {task}; the file looks truncated (a killed copy?), so its "
+                      "numbers come from part of the data. Copy the samples file again or re-run lm_eval.",
+                      stacklevel=3)
+
+
+def load_samples(paths: list[str | Path] | list[Run], require: bool = True, progress: bool = True,
+                 allow_mixed_models: bool = False) -> pd.DataFrame:
     """The tidy table of every logged ValueBench sample of every run under ``paths``.
 
     ``require``: raise when a run has ValueBench results but no sample files (lm_eval was run
     without ``--log_samples``), naming the missing file. ``progress``: a bar when there are 50 files or more.
+    Runs of different models are refused unless
+    ``allow_mixed_models`` (``check_one_model``); a samples file shorter than its results JSON's
+    ``n-samples`` is read with a warning (``warn_if_truncated``).
     """
     runs = paths if paths and isinstance(paths[0], Run) else find_runs(paths)  # type: ignore[arg-type]
+    check_one_model(runs, allow_mixed_models)
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
@@ -245,7 +284,9 @@ def load_samples(paths: list[str | Path] | list[Run], require: bool = True, prog
                 "re-run lm_eval with --log_samples.")
         for task in tasks:
             mode = _VB_TASK.match(task)["mode"]
+            before = len(rows)
             rows.extend(_sample_row(run, task, mode, s) for s in read_jsonl(run.sample_files[task]))
+            warn_if_truncated(run, task, len(rows) - before)
             bar.update()
     bar.close()
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)

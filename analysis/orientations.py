@@ -129,7 +129,8 @@ def write_orientation_csv(table: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def load_orientations(paths: list[str], mode: str | None = None, split: str | None = None) -> pd.DataFrame:
+def load_orientations(paths: list[str], mode: str | None = None, split: str | None = None,
+                      allow_mixed_models: bool = False) -> pd.DataFrame:
     """A wide table from either one/many orientation CSVs or lm-eval output folders."""
     from analysis.io import load_samples
 
@@ -143,4 +144,4 @@ def load_orientations(paths: list[str], mode: str | None = None, split: str | No
         if split is not None and "role_split" in table.columns:
             table = table[table["role_split"] == split].reset_index(drop=True)
         return table
-    return orientation_table(load_samples(paths), mode=mode, split=split)
+    return orientation_table(load_samples(paths, allow_mixed_models=allow_mixed_models), mode=mode, split=split)

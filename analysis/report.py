@@ -31,7 +31,7 @@ from tqdm import tqdm
 from analysis.causal import ValueGraph, learn_graph, pc_rows
 from analysis.effect_rules import PAPER_TEXT, EffectRules
 from analysis.effects import EffectResults, steering_effects
-from analysis.io import find_runs, load_samples, steer_amount
+from analysis.io import check_one_model, find_runs, load_samples, steer_amount
 from analysis.leaderboard import leaderboard, orientation_view, run_info
 from analysis.metrics import PAPER_NOISE_RATIO
 from analysis.orientations import (
@@ -286,14 +286,15 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
                  test_csv: list[str] | None = None, mode: str | None = None, references: list[str] | None = None,
                  use_judge: bool = False, alpha: float = 0.05, indep_test: str = "fisherz",
                  n_boot: int = 1000, seed: int = 0, rules: EffectRules = PAPER_TEXT,
-                 sensitivity: bool = False, progress: bool = True, score: str = "hard") -> Report:
+                 sensitivity: bool = False, progress: bool = True, score: str = "hard",
+                 allow_mixed_models: bool = False) -> Report:
     opts = ReportOptions(orientations, train_csv, test_csv, mode, references, use_judge, alpha, indep_test,
                          n_boot, seed, rules, sensitivity, score)
     rep = Report(out=out)
     done = Computed()
     out.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=7, desc="report sections", unit="step", leave=False, disable=not progress)
-    samples = _runs_step(rep, runs, done)
+    samples = _runs_step(rep, runs, done, allow_mixed_models)
     steps.update()
     tables = _orientations_step(rep, samples, opts)
     if tables is None:
@@ -322,11 +323,12 @@ def build_report(runs: list[str], out: Path, orientations: list[str] | None = No
     return _finish(rep, steps, tables, done, opts)
 
 
-def _runs_step(rep: Report, runs: list[str], done: Computed) -> pd.DataFrame | None:
+def _runs_step(rep: Report, runs: list[str], done: Computed, allow_mixed_models: bool = False) -> pd.DataFrame | None:
     """1. The runs, their leaderboard and per-value orientations; the logged ValueBench samples (None: none)."""
     if not runs:
         return None
     found = find_runs(runs)
+    check_one_model(found, allow_mixed_models)
     for run in found:
         if run.steering is not None:
             feature = run.feature if run.feature is not None else (run.steering.get("meta") or {}).get("key")
@@ -339,7 +341,8 @@ def _runs_step(rep: Report, runs: list[str], done: Computed) -> pd.DataFrame | N
         rep.table("leaderboard_orientations", "Per-value orientation of each run", view,
                   "mean item score in [-1, 1] (results JSON); Δ = last run − first run")
     rep.table("leaderboard", "All metrics of each run", board)
-    samples = load_samples(found, require=False, progress=False)  # the report's own bar counts its steps
+    samples = load_samples(found, require=False, progress=False,  # the report's own bar counts its steps
+                           allow_mixed_models=allow_mixed_models)
     if samples.empty:
         rep.note("no ValueBench samples in the runs (run lm_eval with --log_samples); orientation-based "
                  "steps skipped.")

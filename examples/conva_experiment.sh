@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ConVA experiment (Jin et al. §4) at a CPU-feasible size on the embedded default model, one command:
 # fit value vectors for VALUES, check the probe gate on the real prompts, then Base, ICA, CAA, ConVA w/o gate
-# and ConVA on each value's dilemmas and mmlu_conva4, a leaderboard and the per-method table (CSR, FR, MMLU).
+# and ConVA on each value's dilemmas and mmlu_conva4, Fig. 4's role-prompt methods, SFT, a leaderboard and the
+# per-method table (CSR, FR, MMLU, replies changed vs Base).
 #   VALUES=all PAIRS=30 DILEMMAS=6 MMLU=5 G0=0.08 OUT=results/conva10_g0 bash examples/conva_experiment.sh
 # (~1 h on 2 idle cores, plus ~20 min the first time for the activations; DILEMMAS=2 MMLU=1: ~25 min)
 # DILEMMAS: dilemmas per value; MMLU: questions per MMLU subject (4 subjects, 5-shot) (lm-eval --limit).
@@ -157,21 +158,13 @@ done
 
 want table || exit 0
 stamp "leaderboard"
-# the table of §4.2-4.3's methods reads their runs only; the Fig. 4 and SFT runs get a leaderboard of their own
-# (their rows join the table in its next version)
-main_runs=()
-for d in "$OUT"/runs/base "$OUT"/runs/base_mmlu "$OUT"/runs/ica "$OUT"/sweeps/mmlu/configs/*; do
-  [ -d "$d" ] && main_runs+=("$d"); done
-for v in ${VALUES//,/ }; do for d in "$OUT"/sweeps/"$v"/configs/*; do [ -d "$d" ] && main_runs+=("$d"); done; done
-if [ ${#main_runs[@]} -gt 0 ]; then
-  python -m analysis leaderboard "${main_runs[@]}" --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
+# one leaderboard and one table over every run: the method of each run's task comes from the run's steering meta
+# and the task's prompt variant (plain, ica, negative, positive), so the Fig. 4 sweeps and SFT join the table
+all_runs=()
+for d in "$OUT"/runs/* "$OUT"/sweeps/*/configs/*; do [ -d "$d" ] && done_run "$d" && all_runs+=("$d"); done
+if [ ${#all_runs[@]} -gt 0 ]; then
+  python -m analysis leaderboard "${all_runs[@]}" --out "$OUT/leaderboard" > "$OUT/leaderboard.txt"
   python -m analysis conva-table "$OUT/leaderboard" --out "$OUT/leaderboard" \
-    --runs "${main_runs[@]}" | tee "$OUT/conva_table.md"
+    --runs "${all_runs[@]}" | tee "$OUT/conva_table.md"
 fi
-new_runs=()
-for d in "$OUT"/sweeps/fig4_*/configs/* "$OUT"/runs/sft_*; do [ -d "$d" ] && new_runs+=("$d"); done
-if [ ${#new_runs[@]} -gt 0 ]; then
-  python -m analysis leaderboard "${new_runs[@]}" --out "$OUT/leaderboard_fig4_sft" > "$OUT/leaderboard_fig4_sft.txt"
-  cat "$OUT/leaderboard_fig4_sft.txt"
-fi
-stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/, sft/, leaderboard_fig4_sft/)"
+stamp "done: $OUT (lm-eval output in runs/ and sweeps/*/configs/, leaderboard/, conva_table.md, gate_check/, sft/)"

@@ -66,25 +66,34 @@ def get_judge() -> Judge | None:
     """
     try:
         return _configured_judge()
-    except ValueError as err:  # JudgeSettingsError, or a local judge model that is not there
+    except Exception as err:  # noqa: BLE001 (JudgeSettingsError, a local judge model not there, ...)
         _judge_failed(err)
         return None
 
 
-def judge_fields(judge: Judge, template: str, fields: Sequence[dict[str, str]]) -> list[Verdict | None]:
-    """Run ``template`` on every field dict with the judge; Verdicts in order (None = not judged).
+def judge_fields(judge: Judge, template: str, fields: Sequence[dict[str, str]]) -> list[Verdict]:
+    """Run ``template`` on every field dict with the judge; one Verdict per item, in order.
 
-    When the judge fails (endpoint down, key rejected...), the error is logged and every item stays
-    unscored instead of aborting lm-eval after the generations were paid for; verdicts received
-    before the failure are in the judge's cache.
+    Nothing the judge does aborts lm-eval after the generations were paid for: a call whose reply is
+    unusable (HTML, truncated JSON, wrong schema) leaves that item unscored with ``Verdict.error``; when
+    the endpoint fails (down, key rejected...) or the judge breaks in any other way, the error is logged
+    and every item not judged yet stays unscored with it as ``error``; verdicts received before the
+    failure are kept (and are in the judge's cache).
     """
     if not fields:
         return []
     try:
-        return list(judge.judge_many(template, list(fields)))
-    except RuntimeError as err:  # JudgeError, or a local judge model failing at run time
+        verdicts = list(judge.judge_many(template, list(fields), on_error="keep"))
+    except Exception as err:  # noqa: BLE001 (a judge bug must not lose the run's generations)
         _judge_failed(err)
-        return [None] * len(fields)
+        reason = str(err) or type(err).__name__
+        return [Verdict(None, "", judge.judge_id, template, "", False, error=reason) for _ in fields]
+    failed = [v.error for v in verdicts if v.error]
+    if failed:
+        log.warning("judge %s left %d of %d %s items unscored (first reason: %s); re-judge them afterwards "
+                    "with `python -m analysis judge RUN_DIR`.", judge.judge_id, len(failed), len(verdicts),
+                    template, failed[0])
+    return verdicts
 
 
 def judge_outputs(outputs: Sequence[str], questions: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -94,7 +103,8 @@ def judge_outputs(outputs: Sequence[str], questions: Sequence[str] | None = None
     the answer, the prompts of ours a judge's profile may choose read both.
 
     Each result: ``thought``, ``answer``, ``label`` ("yes"/"no"/"unsure"/None), ``judged_by``
-    ("rules", a judge id, or None when unscored).
+    ("rules", a judge id, or None when unscored), and ``judge_error`` when the judge gave no reply
+    for it (why: the endpoint's failure, an HTML or truncated reply, ...).
     """
     results: list[dict[str, Any]] = []
     pending: list[int] = []
@@ -121,7 +131,9 @@ def judge_outputs(outputs: Sequence[str], questions: Sequence[str] | None = None
                 for i in pending
             ]
             for i, verdict in zip(pending, judge_fields(judge, "answer_judgment", fields), strict=True):
-                if verdict is not None and verdict.parsed in ANSWER_LABELS:
+                if verdict.parsed in ANSWER_LABELS:
                     results[i]["label"] = verdict.parsed
                     results[i]["judged_by"] = verdict.judge_id
+                elif verdict.error:
+                    results[i]["judge_error"] = verdict.error
     return results

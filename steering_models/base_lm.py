@@ -37,7 +37,7 @@ class SteeringHFLM(HFLM):
         if any(not spec.is_empty for spec in specs):
             config = model_config(pretrained, kwargs)
             for spec in specs:
-                spec.validate(config)
+                spec.validate(config, kwargs.get("dtype"))
         super().__init__(pretrained=pretrained, **kwargs)
         if not_causal is not None and self.backend != "causal":
             raise SpecError(not_causal.format(pretrained=pretrained, backend=self.backend))

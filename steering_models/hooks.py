@@ -8,6 +8,11 @@ forward pass covers) and one hook per steered block, and removes them all on exi
 What the sweep needs of a runtime is public: ``bound_for(configs)`` (the bound ops of some configs),
 ``selectors(configs)``, ``prompt_mask(...)`` (the positions a selector marks in a call's input) and
 ``call(..., configs=...)`` (hook only those configs' interventions).
+
+Every steered block's output is checked for inf/NaN at the positions it steered, and the last block's
+output on the steered rows (a finite but huge edit overflows a later layer), on the device without a sync;
+at the end of a call that made any, ``NonFiniteSteering`` (a ``SpecError``) names the spec, intervention and
+layer, instead of lm-eval scoring NaN silently.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, NamedTuple
 import torch
 
 from steering_models.calls import CallContext, OpFn, RowLayout
+from steering_models.errors import SpecError
 from steering_models.model_helpers import find_blocks
 from steering_models.positions import Positions
 from steering_models.spec import SteerSpec
@@ -38,6 +44,14 @@ def _prompt_mask(positions: Positions, ctx: CallContext, tokenizer: Any,
         if positions.steers_generated and lay.length > lay.prompt_len:
             mask[row, lay.offset + lay.prompt_len: lay.offset + lay.length] = True
     return mask
+
+
+class NonFiniteSteering(SpecError):
+    """Steering made hidden states inf/NaN at run time; ``config`` is the index of the spec that did."""
+
+    def __init__(self, message: str, config: int) -> None:
+        super().__init__(message)
+        self.config = config
 
 
 class BoundOp(NamedTuple):
@@ -66,12 +80,15 @@ class SteeringRuntime:
         self.blocks = find_blocks(model) if any(not s.is_empty for s in specs) else None
         param = next(model.parameters())
         bound = []
+        self.dtype = param.dtype
+        self._origin: dict[int, tuple[int, int, Any]] = {}  # id(fn) -> (config, intervention number, intervention)
         for config, one in enumerate(specs):
-            for iv in one.interventions:
+            for number, iv in enumerate(one.interventions, 1):
                 for layer in iv.layers:
                     fn = iv.op.bind(layer, param.device, param.dtype)
                     if fn is not None:
                         bound.append(BoundOp(layer, iv.hook, iv.positions, fn, config))
+                        self._origin[id(fn)] = (config, number, iv)
         self.bound: tuple[BoundOp, ...] = tuple(bound)
 
     def bound_for(self, configs: Collection[int] | None = None) -> list[BoundOp]:
@@ -143,10 +160,16 @@ class SteeringRuntime:
                 step_masks[key] = m.to(device)
             return step_masks[key]
 
+        nonfinite: dict[tuple[int, int, str], torch.Tensor] = {}  # (id(fn), layer, hook) -> any inf/NaN made
+
         def apply(layer: int, hook: str, hidden: torch.Tensor) -> torch.Tensor:
             for b in bound:
                 if b.layer == layer and b.hook == hook:
-                    hidden = b.fn(hidden, mask_for((b.positions, b.config), hidden.device), ctx)
+                    mask = mask_for((b.positions, b.config), hidden.device)
+                    hidden = b.fn(hidden, mask, ctx)
+                    bad = (~torch.isfinite(hidden) & mask.unsqueeze(-1)).any()  # stays on the device
+                    key = (id(b.fn), layer, hook)
+                    nonfinite[key] = bad if key not in nonfinite else nonfinite[key] | bad
             return hidden
 
         def post_hook(layer: int):  # type: ignore[no-untyped-def]
@@ -165,7 +188,18 @@ class SteeringRuntime:
                 return args, kwargs
             return hook
 
-        handles = [self.model.register_forward_pre_hook(before_model, with_kwargs=True)]
+        steered = sorted({b.config for b in bound})
+        final_bad: dict[int, torch.Tensor] = {}  # config -> any inf/NaN on its rows at the last block
+
+        def last_block(module: Any, args: tuple, output: Any) -> None:
+            hidden = output[0] if isinstance(output, tuple) else output
+            rows = (~torch.isfinite(hidden)).flatten(1).any(1)  # [B]
+            for c in steered:
+                bad = (rows & (row_config.to(rows.device) == c)).any() if per_row else rows.any()
+                final_bad[c] = bad if c not in final_bad else final_bad[c] | bad
+
+        handles = [self.model.register_forward_pre_hook(before_model, with_kwargs=True),
+                   self.blocks[len(self.blocks) - 1].register_forward_hook(last_block)]
         try:
             for layer, hook in sorted({(b.layer, b.hook) for b in bound}):
                 block = self.blocks[layer]
@@ -174,6 +208,36 @@ class SteeringRuntime:
                 else:
                     handles.append(block.register_forward_pre_hook(pre_hook(layer), with_kwargs=True))
             yield ctx
+            self._check_finite(nonfinite, final_bad)
         finally:
             for h in handles:
                 h.remove()
+
+    def _check_finite(self, nonfinite: dict[tuple[int, int, str], torch.Tensor],
+                      final_bad: dict[int, torch.Tensor]) -> None:
+        """One sentence for the first steered block (in spec order) that made an inf/NaN hidden value, or for
+        the first spec whose rows reach the last block inf/NaN."""
+        flags = list(nonfinite.values()) + list(final_bad.values())
+        if not flags or not bool(torch.stack(flags).any()):  # the call's one host sync
+            return
+        order = sorted(nonfinite.items(), key=lambda kv: (self._origin[kv[0][0]][:2], kv[0][1]))
+        for (fn_id, layer, hook), bad in order:
+            if bool(bad):
+                config, number, iv = self._origin[fn_id]
+                raise self._error(config, number, iv, f"at layer {layer} ({hook})")
+        for config, bad in sorted(final_bad.items()):
+            if bool(bad):
+                fn_id, layer, hook = min((k for k in nonfinite if self._origin[k[0]][0] == config),
+                                         key=lambda k: (k[1], self._origin[k[0]][1]))
+                _, number, iv = self._origin[fn_id]
+                raise self._error(config, number, iv, f"by the last layer, downstream of its edit at layer {layer} "
+                                                      f"({hook})")
+
+    def _error(self, config: int, number: int, iv: Any, where: str) -> NonFiniteSteering:
+        spec = self.specs[config]
+        fields = iv.op.to_dict()
+        amount = next((f"{k} {fields[k]!r}" for k in ("strength", "factor", "value") if k in fields), "")
+        return NonFiniteSteering(
+            f"steering spec {spec.name!r} made hidden states inf/NaN {where}, intervention {number} (op "
+            f"{iv.op.name}{', ' + amount if amount else ''}) in {str(self.dtype).replace('torch.', '')}, so its scores "
+            f"would be NaN; lower the amount or check the source in {spec.path or 'the steering spec'}.", config)

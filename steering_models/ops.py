@@ -113,6 +113,11 @@ class SteeringOp(abc.ABC):
     def bind(self, layer: int, device: Any, dtype: Any) -> OpFn | None:
         """Return the hook function for ``layer`` (None = this op is a no-op there)."""
 
+    def steering_bound(self, where: str) -> float | None:
+        """Before the model loads: raise a ``SpecError`` when a source tensor holds NaN/inf, and return the
+        largest change this op adds to one hidden value (None: not known before the weights load)."""
+        return None
+
     @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """The op's fields, as written in a spec."""
@@ -152,6 +157,26 @@ class _SAEFeature:
             warnings.warn(f"{where}: the SAE was trained on block {sae_layer} but is applied at layer(s) "
                           f"{layers}; its features may mean nothing there.", stacklevel=2)
 
+    def decoder_row(self, where: str) -> torch.Tensor | None:
+        """``W_dec[feature]`` read from the SAE folder's safetensors without building the SAE (None: a hub
+        release, not downloaded before the model loads)."""
+        if self.sae.path is None:
+            return None
+        from safetensors import safe_open
+
+        from steering_models.sae.ref import SAE_WEIGHTS
+
+        weights = self.sae.path / SAE_WEIGHTS
+        if not weights.is_file():
+            return None
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                return f.get_slice("W_dec")[self.feature: self.feature + 1][0].float()
+        except Exception as e:  # noqa: BLE001 (SafetensorError: not a safetensors file)
+            raise spec_error(where, "source.sae", self.sae.to_value(),
+                             f"has no readable W_dec in {weights} ({type(e).__name__}: {str(e)[:80]})",
+                             "Point `source.sae` at a folder written by SAE.save_model.") from None
+
     def check_loaded(self, sae: Any, where: str) -> None:
         if self.feature >= sae.cfg.d_sae:
             raise spec_error(where, "source.feature", self.feature,
@@ -162,6 +187,17 @@ class _SAEFeature:
 
     def to_dict(self) -> dict[str, Any]:
         return {"sae": self.sae.to_value(), "feature": self.feature}
+
+
+def finite_values(vec: torch.Tensor, where: str, field: str, value: Any) -> torch.Tensor:
+    """``vec``, or a ``SpecError`` when it holds NaN or inf (the steered model would score NaN silently)."""
+    import torch
+
+    bad = int((~torch.isfinite(vec)).sum())
+    if bad:
+        raise spec_error(where, field, value, f"holds {bad} NaN/inf value(s) among its {vec.numel()}, so every "
+                         "steered hidden state would be NaN", f"Recompute the vector, or point `{field}` at another.")
+    return vec
 
 
 def _parse_source(params: dict[str, Any], where: str, base_dir: Path | None) -> VectorSource | _SAEFeature:
@@ -203,6 +239,23 @@ class AddOp(SteeringOp):
                                  f"holds a tensor of shape {list(shape)}, but the model needs [{d_model}]")
         else:
             self.source.validate(d_model, layers, where)
+
+    def steering_bound(self, where: str) -> float | None:
+        if isinstance(self.source, VectorSource):
+            vec = finite_values(self.source.tensor(where), where, "source.vector", str(self.source.path))
+        else:
+            vec = self.source.decoder_row(where)
+            if vec is None:
+                return None
+            vec = finite_values(vec, where, "source.sae", self.source.sae.to_value())
+        peak = float(vec.double().abs().max()) if vec.numel() else 0.0
+        if self.normalize:
+            norm = float(vec.double().norm())
+            if norm == 0.0:
+                raise spec_error(where, "normalize", True, "cannot scale the source to unit norm: it is all zeros",
+                                 "Set `normalize: false` or use another vector.")
+            peak /= norm
+        return abs(self.strength) * peak
 
     def direction(self, device: Any) -> torch.Tensor:
         if isinstance(self.source, VectorSource):
@@ -254,6 +307,12 @@ class _FeatureEditOp(SteeringOp):
 
     def validate(self, config: Any, layers: list[int], where: str) -> None:
         self.source.validate(text_config(config).hidden_size, layers, where)
+
+    def steering_bound(self, where: str) -> float | None:
+        row = self.source.decoder_row(where)
+        if row is not None:
+            finite_values(row, where, "source.sae", self.source.sae.to_value())
+        return None  # the change depends on the feature's activation, known only at run time
 
     @abc.abstractmethod
     def new_value(self, f_old: torch.Tensor) -> torch.Tensor: ...

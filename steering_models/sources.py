@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_tasks.resources import resolve_path
-from steering_models.errors import spec_error
+from steering_models.errors import SpecError, spec_error
 
 
 def file_sha256(path: Path) -> str:
@@ -53,11 +53,28 @@ class VectorSource:
                 keys = list(f.keys())
                 key = self._pick_key(keys, where)
                 return tuple(f.get_slice(key).get_shape())
-        except (OSError, ValueError) as e:
-            if "source.key" in str(e) or "source.vector" in str(e):
-                raise
-            raise spec_error(where, "source.vector", str(self.path),
-                             f"is not a readable safetensors file ({e})") from e
+        except SpecError:
+            raise
+        except Exception as e:  # noqa: BLE001 (SafetensorError for a pickle/.pt/text file renamed .safetensors)
+            raise self._unreadable(where, e) from None
+
+    def _unreadable(self, where: str, e: BaseException) -> SpecError:
+        return spec_error(where, "source.vector", str(self.path),
+                          f"is not a safetensors file ({type(e).__name__}: {str(e)[:80]}); only safetensors are read "
+                          "(never pickle)", "Convert it with safetensors.torch.save_file, or point `source.vector` "
+                          "at the right file.")
+
+    def tensor(self, where: str) -> Any:
+        """The vector as float32 (read before the model loads, to check its values; it is d_model numbers)."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                return f.get_tensor(self._pick_key(list(f.keys()), where)).float()
+        except SpecError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._unreadable(where, e) from None
 
     def _pick_key(self, keys: list[str], where: str) -> str:
         if self.key is not None:

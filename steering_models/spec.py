@@ -59,6 +59,10 @@ class Intervention:
         layer_list = layers if isinstance(layers, list) else [layers]
         if not layer_list or any(isinstance(x, bool) or not isinstance(x, int) for x in layer_list):
             raise spec_error(where, "layer", layers, "must be an integer or a non-empty list of integers")
+        repeated = sorted({x for x in layer_list if layer_list.count(x) > 1})
+        if repeated:
+            raise spec_error(where, "layer", layers, f"names layer {repeated[0]} twice (the edit would be applied "
+                             "twice there)", "List each layer once; to steer harder, raise `strength`.")
         hook = d.get("hook", "resid_post")
         if hook not in HOOKS:
             raise spec_error(where, "hook", hook, f"is not a hook point: expected one of {', '.join(HOOKS)}")
@@ -67,13 +71,25 @@ class Intervention:
         op = op_cls.from_dict(params, where, base_dir)
         return cls(tuple(layer_list), op, hook, positions, where)
 
-    def validate(self, config: Any) -> None:
+    def validate(self, config: Any, dtype: Any = None) -> None:
         n_layers = text_config(config).num_hidden_layers
         for layer in self.layers:
             if not 0 <= layer < n_layers:
                 raise spec_error(self.where, "layer", layer,
                                  f"is out of range: model has {n_layers} layers (0-{n_layers - 1})")
         self.op.validate(config, list(self.layers), self.where)
+        bound = self.op.steering_bound(self.where)
+        if bound is not None:
+            import torch
+
+            dt = load_dtype(config, dtype)
+            limit = float(torch.finfo(dt).max)
+            if not bound <= limit:
+                field = "strength" if "strength" in self.op.to_dict() else "op"
+                raise spec_error(self.where, field, self.op.to_dict().get(field, self.op.name),
+                                 f"adds up to {bound:.3g} to a hidden value (strength x max|vector|), beyond "
+                                 f"{str(dt).replace('torch.', '')}'s largest number {limit:.3g}, so the steered "
+                                 "model would score inf/NaN", f"Lower `{field}` in {self.where.split(',')[0]}.")
 
     def to_dict(self) -> dict[str, Any]:
         layer: Any = self.layers[0] if len(self.layers) == 1 else list(self.layers)
@@ -132,10 +148,11 @@ class SteerSpec:
     def depends_on_prompt_split(self) -> bool:
         return any(iv.positions.depends_on_prompt_split for iv in self.interventions)
 
-    def validate(self, config: Any) -> None:
-        """Check layers, shapes and feature ids against the model config (no weights are loaded)."""
+    def validate(self, config: Any, dtype: Any = None) -> None:
+        """Check layers, shapes, feature ids and that the steering stays finite in ``dtype`` (the model's
+        ``dtype`` argument; default: the config's) against the model config (no weights are loaded)."""
         for iv in self.interventions:
-            iv.validate(config)
+            iv.validate(config, dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "meta": dict(self.meta),
@@ -146,6 +163,22 @@ class SteerSpec:
         parts = [(iv.layers, iv.hook, iv.positions.to_value(), iv.op.name, iv.op.fingerprint())
                  for iv in self.interventions]
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_dtype(config: Any, dtype: Any = None) -> Any:
+    """The torch dtype the model will be loaded in: ``dtype`` (a model argument: "float16", a torch dtype,
+    "auto"/None = the config's), else float32 (transformers' default)."""
+    import torch
+
+    for candidate in (dtype, getattr(text_config(config), "dtype", None), getattr(config, "torch_dtype", None)):
+        if candidate is None or candidate == "auto":
+            continue
+        if isinstance(candidate, torch.dtype):
+            return candidate
+        found = getattr(torch, str(candidate).replace("torch.", ""), None)
+        if isinstance(found, torch.dtype) and found.is_floating_point:
+            return found
+    return torch.float32
 
 
 def load_spec(source: str | Path | Mapping[str, Any] | list[Any] | SteerSpec | None) -> SteerSpec:
@@ -160,11 +193,15 @@ def load_spec(source: str | Path | Mapping[str, Any] | list[Any] | SteerSpec | N
     if not path.is_file():
         raise SpecError(f"model argument `steer`={str(source)!r} is not a file. "
                         "Pass the path of a YAML or JSON steering file (steer=path/to/steer.yaml).")
-    import yaml
+    from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SpecError(f"steering file {path} is not valid YAML/JSON ({e}). Fix its syntax.") from e
+    try:  # size, alias, depth, huge-integer and duplicate-key limits
+        data = load_file(path, "steering file")
+    except ConfigFileError as e:
+        raise SpecError(str(e)) from None
     spec = SteerSpec.from_dict(data, where=path.name, base_dir=path.parent.resolve(), default_name=path.stem)
+    if data is None or (isinstance(data, Mapping) and "interventions" not in data):  # (a typo'd key: refused above)
+        what = "is empty (or only comments)" if data is None else "has no `interventions`"
+        raise SpecError(f"steering file {path} {what}, so it would run unsteered without saying so. Write "
+                        "`interventions: []` to run unsteered on purpose, or add interventions.")
     return SteerSpec(spec.interventions, spec.name, spec.meta, str(path.resolve()))

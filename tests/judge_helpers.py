@@ -134,3 +134,63 @@ def kill_after_calls(server: Server, cmd: list[str], env: dict[str, str], calls:
     proc.kill()
     proc.wait()
     assert proc.returncode != 0, "the client finished before it could be killed"
+
+
+class HostileServer:
+    """A real HTTP endpoint on 127.0.0.1 that answers chat completions the way a broken proxy or server
+    does: each POST takes the next body of ``script`` (then ``default`` for the rest) — ``"html"`` (HTTP
+    200, an HTML page), ``"truncated"`` (HTTP 200, JSON cut off), ``"schema"`` (HTTP 200, JSON that is
+    not a chat completion), ``"empty"`` (a completion with empty text), ``"drop"`` (the connection closed
+    without an answer) or any other string (a valid completion with that text)."""
+
+    def __init__(self, script: list[str], default: str = "Yes") -> None:
+        import http.server
+
+        self.script, self.default, self.posts = list(script), default, 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                with lock:
+                    mode = outer.script[outer.posts] if outer.posts < len(outer.script) else outer.default
+                    outer.posts += 1
+                if mode == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                ctype, body = "application/json", outer.body(mode)
+                if mode == "html":
+                    ctype = "text/html"
+                self.send_response(200)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def body(mode: str) -> bytes:
+        if mode == "html":
+            return b"<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>"
+        if mode == "schema":
+            return b'{"error": null, "result": "ok"}'
+        text = "" if mode == "empty" else mode
+        full = json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": MODEL_NAME,
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": text}}]}).encode()
+        return full[: len(full) // 2] if mode == "truncated" else full
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}/v1"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

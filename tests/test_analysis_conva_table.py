@@ -1,4 +1,4 @@
-"""`python -m analysis conva-table`: the five methods' CSR/FR/MMLU from a leaderboard folder (hand-made
+"""`python -m analysis conva-table`: the five methods of §4.2-4.3, CSR/FR/MMLU from a leaderboard folder (hand-made
 leaderboard.csv/runs.csv in the format `python -m analysis leaderboard --out` writes; expected values by hand).
 Methods come from the steering files' `meta` (kind, gate) that `conva fit` writes, never from config names:
 the names below are deliberately misleading."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import main as analysis_main
-from analysis.conva_table import TableError, csr_by_value, method_table, read_leaderboard
+from analysis.conva_table import METHODS, TableError, csr_by_value, method_table, read_leaderboard
 
 
 def main(argv: list[str]) -> int:
@@ -57,7 +57,11 @@ def board_dir(tmp_path: Path) -> Path:
 def test_method_table_pools_scored_replies(board_dir):
     board, runs = read_leaderboard(board_dir)
     t = method_table(board, runs).set_index("method")
-    assert list(t.index) == ["Base", "ICA", "CAA", "ConVA w/o gate", "ConVA"]
+    assert list(t.index) == list(METHODS)  # every method, the ones no run gives as a row with a note
+    assert list(t.index[~t["note"].str.startswith("no run: ")]) == ["Base", "ICA", "CAA", "ConVA w/o gate", "ConVA"]
+    assert t.loc["negative prompt + ConVA", "note"].startswith("no run: needs a gated `kind: conva` steering file "
+                                                                "on schwartz_dilemmas_negative_<value> (step `fig4`)")
+    assert math.isnan(t.loc["negative prompt + ConVA", "CSR"]) and t.loc["negative prompt + ConVA", "values"] == 0
     # Base: CSR (0.25*4 + 1.0*2) / 6 = 0.5; FR only power is scored: 1.0 over 4
     assert t.loc["Base", "CSR"] == pytest.approx(0.5) and t.loc["Base", "scored (CSR)"] == 6
     assert t.loc["Base", "FR"] == pytest.approx(1.0) and t.loc["Base", "scored (FR)"] == 4
@@ -159,7 +163,8 @@ def test_replies_changed_vs_base(tmp_path):
         write_run(tmp_path / "conva_power", "conva-power", {"schwartz_dilemmas_power": ["a", "b", "c!"]}),
         write_run(tmp_path / "nogate_power", "conva-nogate-power", {"schwartz_dilemmas_power": ["a", "b", "c"]}),
     ]
-    assert changed_vs_base(runs) == {"CAA": (4, 5), "ConVA": (1, 3), "ConVA w/o gate": (0, 3)}
+    # ICA's replies to the ICA variant are compared with Base's to the same value's plain dilemma, doc by doc
+    assert changed_vs_base(runs) == {"CAA": (4, 5), "ConVA": (1, 3), "ConVA w/o gate": (0, 3), "ICA": (3, 3)}
 
 
 def test_mmlu_answers_changed_vs_base(tmp_path):
@@ -211,5 +216,6 @@ def test_leaderboard_then_table_reads_meta_from_the_results_json(tmp_path, capsy
     board, info = read_leaderboard(tmp_path / "lb")
     assert json.loads(info.set_index("run").at["c", "meta"]) == META["conva-power"]
     t = method_table(board, info).set_index("method")
+    t = t[~t["note"].str.startswith("no run: ")]
     assert list(t.index) == ["Base", "ConVA w/o gate", "ConVA"]
     assert list(t["CSR"]) == [0.0, 0.5, 1.0]

@@ -213,3 +213,42 @@ def test_secret_key_not_in_rejudge_outputs_or_console(server, tmp_path, monkeypa
     assert any(p.name == "judged.jsonl" for p in written) and any(p.suffix == ".sqlite" for p in written)
     for text in [console.out, console.err] + [p.read_bytes().decode("utf-8", "replace") for p in written]:
         assert KEY not in text and KEY[::-1] not in text
+
+
+def raw_post(server, headers: dict[str, str], body: bytes = b"", timeout: float = 5.0) -> tuple[int, dict, bool]:
+    """POST /v1/chat/completions over a raw socket: (status, JSON body, whether the server closed)."""
+    import socket
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
+        s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head_text, rest = data.split(b"\r\n\r\n", 1)
+        length = int(next(line.split(":")[1] for line in head_text.decode().split("\r\n")
+                          if line.lower().startswith("content-length")))
+        while len(rest) < length:
+            rest += s.recv(65536)
+    return int(head_text.split()[1]), json.loads(rest), b"connection: close" in head_text.lower()
+
+
+def test_server_checks_the_key_and_size_before_reading_the_body(server):
+    # a body announced as 10 GB and never sent: refused at once (401 without the key, 413 with it), unread
+    start = time.time()
+    status, body, closed = raw_post(server, {"Content-Length": str(10**10), "Authorization": "Bearer nope"})
+    assert status == 401 and closed and body["error"]["code"] == "invalid_api_key"
+    status, body, closed = raw_post(server, {"Content-Length": str(10**10), "Authorization": f"Bearer {KEY}"})
+    assert status == 413 and closed and "1048576 bytes" in body["error"]["message"]
+    assert time.time() - start < 4  # the server never waited for the 10 GB
+
+
+@pytest.mark.parametrize("max_tokens,why", [(10**6, "exceeds this server's limit of 4096"),
+                                            ("8", "must be a positive integer"), (-3, "must be a positive integer")])
+def test_server_refuses_bad_max_tokens_before_generating(server, max_tokens, why):
+    before = server.completions()
+    req = json.dumps({"model": MODEL_NAME, "max_tokens": max_tokens,
+                      "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, body, _ = raw_post(server, {"Content-Length": str(len(req)), "Authorization": f"Bearer {KEY}",
+                                        "Content-Type": "application/json"}, req)
+    assert status == 400 and why in body["error"]["message"] and server.completions() == before

@@ -92,7 +92,7 @@ def test_missing_steer_file_and_bad_yaml(tmp_path, config_only_dir):
         make_lm(config_only_dir, tmp_path / "nope.yaml")
     bad = tmp_path / "broken.yaml"
     bad.write_text("interventions: [ {layer: 1\n")
-    with pytest.raises(SpecError, match="is not valid YAML/JSON"):
+    with pytest.raises(SpecError, match=r"broken.yaml: line 2: not valid YAML \(expected"):
         make_lm(config_only_dir, bad)
 
 

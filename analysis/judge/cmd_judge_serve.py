@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait before each completion (simulates a slow endpoint)")
     parser.add_argument("--fail-first", type=int, default=0, metavar="N",
                         help="answer the first N completion requests with HTTP 503 (simulates overload)")
+    parser.add_argument("--max-body-bytes", type=int, default=None, metavar="N",
+                        help="refuse request bodies over N bytes with HTTP 413, unread (default 1 MiB)")
+    parser.add_argument("--max-tokens-limit", type=int, default=None, metavar="N",
+                        help="refuse max_tokens over N with HTTP 400 (default 4096)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +38,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --api-key-env {args.api_key_env} names an unset environment variable; "
                   "export it with the key clients must send.", file=sys.stderr)
             return 2
+    from analysis.judge.serve import MAX_BODY_BYTES, MAX_TOKENS_LIMIT
+
+    limits = {"max_body_bytes": MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes,
+              "max_tokens_limit": MAX_TOKENS_LIMIT if args.max_tokens_limit is None else args.max_tokens_limit}
+    for name, value in limits.items():
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            print(f"error: {flag} {value} must be a positive integer; pass e.g. {flag} "
+                  f"{MAX_BODY_BYTES if name == 'max_body_bytes' else MAX_TOKENS_LIMIT}.", file=sys.stderr)
+            return 2
     try:
         server = make_server(args.pretrained, args.host, args.port, args.model_name, key, args.delay,
-                             args.fail_first)
+                             args.fail_first, **limits)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

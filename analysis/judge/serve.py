@@ -7,10 +7,16 @@ from the environment variable named by ``--api-key-env``, never from the command
 without ``Authorization: Bearer <key>`` gets HTTP 401. ``--delay`` adds seconds before each
 completion and ``--fail-first N`` answers the first N completion requests with HTTP 503 (to test
 clients against a slow or overloaded endpoint). Run: ``python -m analysis judge-serve``.
+
+Hostile clients: the route and the key are checked before the body is read (a request without the
+key never gets its body read, and the connection is closed); a body over ``--max-body-bytes`` (1 MiB)
+gets HTTP 413 unread, and ``max_tokens`` above ``--max-tokens-limit`` (4096) or not a positive
+integer gets HTTP 400 before any generation.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -21,14 +27,20 @@ from typing import Any
 
 from lm_eval_tasks.judge.local_model import LocalGenerator, resolve_local_model
 
+MAX_BODY_BYTES = 1 << 20  # a judge prompt is a few KB; Template 5 with 17 values is ~10 KB
+MAX_TOKENS_LIMIT = 4096
+
 
 class JudgeServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], generator: LocalGenerator, model_name: str,
                  api_key: str | None = None, delay: float = 0.0, fail_first: int = 0,
-                 default_max_tokens: int = 256) -> None:
+                 default_max_tokens: int = 256, max_body_bytes: int = MAX_BODY_BYTES,
+                 max_tokens_limit: int = MAX_TOKENS_LIMIT) -> None:
         super().__init__(address, _Handler)
+        self.max_body_bytes = max_body_bytes
+        self.max_tokens_limit = max_tokens_limit
         self.fail_first = fail_first
         self.generator = generator
         self.model_name = model_name
@@ -54,19 +66,25 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet; /stats has the counts
         pass
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
+    def _send(self, status: int, body: dict[str, Any], close: bool = False) -> None:
+        """``close``: the request's body was not read, so the connection cannot carry another request."""
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 
-    def _authorized(self) -> bool:
+    def _authorized(self, close: bool = False) -> bool:
         key = self.server.api_key
-        if not key or self.headers.get("Authorization", "") == f"Bearer {key}":
+        sent = self.headers.get("Authorization", "")
+        if not key or hmac.compare_digest(sent.encode(), f"Bearer {key}".encode()):
             return True
-        self._send(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+        self._send(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+                   close=close)
         return False
 
     def _overloaded(self) -> bool:
@@ -103,19 +121,45 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0].rstrip("/")
         self.server.count(f"POST {path}")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        # route, key and size first: nothing of the body is read for a request that will be refused
         if path != "/v1/chat/completions":
-            self._send(404, _error(f"no route POST {path}", "invalid_request_error", "not_found"))
+            self._send(404, _error(f"no route POST {path}", "invalid_request_error", "not_found"), close=True)
             return
-        if not self._authorized():
+        if not self._authorized(close=True):
             return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send(400, _error("Content-Length must be a non-negative integer.", "invalid_request_error",
+                                   "invalid_body"), close=True)
+            return
+        if length > self.server.max_body_bytes:
+            self.server.count("413")
+            self._send(413, _error(f"the body ({length} bytes) exceeds this server's limit of "
+                                   f"{self.server.max_body_bytes} bytes.", "invalid_request_error",
+                                   "body_too_large"), close=True)
+            return
+        body = self.rfile.read(length) if length else b""
         try:
             req = json.loads(body or b"{}")
             messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in req["messages"]]
         except (ValueError, KeyError, TypeError):
             self._send(400, _error("body must be JSON with 'messages': [{role, content}, ...]",
                                    "invalid_request_error", "invalid_body"))
+            return
+        if not isinstance(req, dict):
+            self._send(400, _error("body must be a JSON object.", "invalid_request_error", "invalid_body"))
+            return
+        max_tokens = req.get("max_tokens") or req.get("max_completion_tokens") or self.server.default_max_tokens
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            self._send(400, _error(f"max_tokens={max_tokens!r} must be a positive integer.",
+                                   "invalid_request_error", "invalid_value"))
+            return
+        if max_tokens > self.server.max_tokens_limit:
+            self._send(400, _error(f"max_tokens={max_tokens} exceeds this server's limit of "
+                                   f"{self.server.max_tokens_limit}.", "invalid_request_error", "invalid_value"))
             return
         model = req.get("model")
         if model != self.server.model_name:
@@ -124,8 +168,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self._overloaded():
             return
-        max_tokens = int(req.get("max_tokens") or req.get("max_completion_tokens")
-                         or self.server.default_max_tokens)
         if self.server.delay:
             time.sleep(self.server.delay)
         text, n_prompt, n_new = self.server.generator.chat(messages, max_tokens)
@@ -143,7 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(pretrained: str, host: str, port: int, model_name: str | None = None,
-                api_key: str | None = None, delay: float = 0.0, fail_first: int = 0) -> JudgeServer:
+                api_key: str | None = None, delay: float = 0.0, fail_first: int = 0,
+                max_body_bytes: int = MAX_BODY_BYTES, max_tokens_limit: int = MAX_TOKENS_LIMIT) -> JudgeServer:
     gen = LocalGenerator(resolve_local_model(pretrained))
     return JudgeServer((host, port), gen, model_name or gen.name, api_key=api_key, delay=delay,
-                       fail_first=fail_first)
+                       fail_first=fail_first, max_body_bytes=max_body_bytes, max_tokens_limit=max_tokens_limit)

@@ -6,7 +6,9 @@ cache key), ``concurrency`` and ``complete(prompt, max_tokens) -> str`` (``VALUE
 overrides the template's budget); local backends also have ``label_logprobs(prompt, choices) ->
 LabelScores`` (``lm_eval_tasks.judge.scoring``). Endpoint failures become one
 ``JudgeError`` sentence naming the setting to fix; transient ones (429, 5xx, timeouts, dropped
-connections) are retried by the openai client with exponential backoff first.
+connections) are retried by the openai client with exponential backoff first. A reply that is not a
+chat completion (HTML or truncated JSON with HTTP 200, JSON without ``choices``, no message text) is a
+``ReplyError`` for that one call: the judge leaves that item unscored with the reason and goes on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from lm_eval_tasks.judge.errors import JudgeError
+from lm_eval_tasks.judge.errors import JudgeError, ReplyError
 from lm_eval_tasks.judge.scoring import LabelScores, label_token_ids, scores_from_logprobs
 from lm_eval_tasks.judge.settings import JudgeSettings
 
@@ -86,9 +88,34 @@ class OpenAIBackend:
                 f"the judge endpoint {self.endpoint} answered HTTP {e.status_code} after "
                 f"{c.max_retries} retries; check the server or VALUE_JUDGE_BASE_URL/VALUE_JUDGE_MODEL."
             ) from None
-        if not resp.choices:
-            return ""
-        return resp.choices[0].message.content or ""
+        except (ValueError, openai.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
+            raise ReplyError(f"the judge endpoint {self.endpoint} answered with a body that is not valid JSON "
+                             f"({type(e).__name__}: {str(e)[:80]}); check the server behind "
+                             "VALUE_JUDGE_BASE_URL.") from None
+        return reply_text(resp, self.endpoint)
+
+
+def reply_text(resp: Any, endpoint: str) -> str:
+    """The message text of a chat completion the openai client returned, or a ``ReplyError`` saying
+    why ``resp`` is not one (the client hands back HTML as a ``str``, and JSON of any shape unchecked)."""
+    where = f"the judge endpoint {endpoint} answered HTTP 200 with"
+    fix = "check the server behind VALUE_JUDGE_BASE_URL (a proxy or login page in front of it?)."
+    if isinstance(resp, (str, bytes)):
+        head = resp[:60] if isinstance(resp, str) else resp[:60].decode("utf-8", "replace")
+        raise ReplyError(f"{where} a body that is not JSON (starting {head!r}); {fix}")
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list):
+        raise ReplyError(f"{where} JSON that is not a chat completion (no `choices` list); {fix}")
+    if not choices:
+        raise ReplyError(f"{where} a chat completion without choices; {fix}")
+    message = getattr(choices[0], "message", None)
+    if message is None:
+        raise ReplyError(f"{where} a chat completion whose first choice has no message; {fix}")
+    content = getattr(message, "content", None)
+    if content is not None and not isinstance(content, str):
+        raise ReplyError(f"{where} a chat completion whose message content is a {type(content).__name__}, "
+                         f"not text; {fix}")
+    return content or ""
 
 
 class LocalBackend:

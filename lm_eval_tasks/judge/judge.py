@@ -1,8 +1,13 @@
 """The judge: template -> exact prompt -> cache or backend -> strict parse -> Verdict.
 
 ``judge_many`` asks the backend for the uncached prompts with up to ``concurrency`` threads and
-writes each reply to the cache the moment it arrives; when the endpoint fails, the replies already
-received stay cached and one ``JudgeError`` is raised (the run can be resumed).
+writes each non-empty reply to the cache the moment it arrives (an empty reply is unscored and asked
+again next time). A call whose reply is unusable (``ReplyError``: HTML or truncated JSON with HTTP 200,
+JSON that is not a chat completion) leaves that item unscored with ``Verdict.error`` and the others go
+on. When the endpoint itself fails (unreachable, key rejected, timeouts), the replies already received
+stay cached and, by default, one ``JudgeError`` is raised (the run can be resumed); with
+``on_error="keep"`` (the tasks' filters) the received verdicts are returned and every other item is
+unscored with that sentence as its ``error``.
 
 Per template the judge's profile (``lm_eval_tasks.judge.profiles``) picks the prompt variant and the
 scoring: ``generate`` (a reply, parsed strictly) or ``logprob`` (the label words' next-token
@@ -20,7 +25,7 @@ from typing import Any
 
 from lm_eval_tasks.judge.backends import Backend
 from lm_eval_tasks.judge.cache import ReplyCache, cache_key
-from lm_eval_tasks.judge.errors import JudgeError
+from lm_eval_tasks.judge.errors import JudgeError, ReplyError
 from lm_eval_tasks.judge.parsers import LABEL_WORDS, PARSERS
 from lm_eval_tasks.judge.profiles import TemplateProfile, load_profile
 from lm_eval_tasks.judge.scoring import LabelScores, decide
@@ -50,6 +55,7 @@ class Verdict:
     scoring: str = "generate"
     prompt: str = "paper"
     members: tuple[MemberVerdict, ...] = ()  # a panel's verdict: each member's
+    error: str | None = None  # why there is no reply (unscored); None when the judge replied
 
     @property
     def scored(self) -> bool:
@@ -80,8 +86,15 @@ class Judge:
         return self.judge_many(template_name, [fields])[0]
 
     def judge_many(self, template_name: str, items: Sequence[Mapping[str, Any]],
-                   progress: bool | None = None, profile: TemplateProfile | None = None) -> list[Verdict]:
-        """Verdicts in order; ``profile`` (prompt, scoring, biases) replaces the judge's own for this call."""
+                   progress: bool | None = None, profile: TemplateProfile | None = None,
+                   on_error: str = "raise") -> list[Verdict]:
+        """Verdicts in order; ``profile`` (prompt, scoring, biases) replaces the judge's own for this call.
+
+        ``on_error``: ``"raise"`` a ``JudgeError`` when the endpoint fails, or ``"keep"`` the verdicts
+        received and mark the rest unscored with the error (a reply that is unusable is always kept so).
+        """
+        if on_error not in ("raise", "keep"):
+            raise ValueError(f"judge_many's on_error={on_error!r} is not 'raise' or 'keep'.")
         prof = profile or self.profile(template_name)
         template = get_template(template_name, prof.prompt)
         if prof.scoring == "logprob":
@@ -103,58 +116,84 @@ class Judge:
         keys = [cache_key(self.judge_id, endpoint, template.version, p) for p in prompts]
         raws: list[str | None] = [None] * len(prompts)
         cached = [False] * len(prompts)
+        errors: list[str | None] = [None] * len(prompts)
         todo: dict[str, list[int]] = {}  # one call per distinct prompt
         for i, key in enumerate(keys):
             hit = self.cache.get(key) if self.cache is not None else None
-            if hit is not None:
+            if hit:  # an empty reply (cached by older versions) is asked again
                 raws[i], cached[i] = hit, True
             else:
                 todo.setdefault(key, []).append(i)
         if todo:
-            self._ask(template, endpoint, choices, prompts, todo, raws, progress)
+            self._ask(template, endpoint, choices, prompts, todo, raws, errors, progress, on_error)
 
         def verdict(i: int) -> Verdict:
             raw = raws[i] or ""
-            return Verdict(parse(raw, full[i]), raw, self.judge_id, template.name, template.version,
-                           cached[i], prof.scoring, template.variant)
+            parsed = None if errors[i] is not None else parse(raw, full[i])
+            return Verdict(parsed, raw, self.judge_id, template.name, template.version,
+                           cached[i], prof.scoring, template.variant, error=errors[i])
 
         return [verdict(i) for i in range(len(prompts))]
 
     def _ask(self, template: Template, endpoint: str, choices: Sequence[tuple[Any, str]], prompts: list[str],
-             todo: dict[str, list[int]], raws: list[str | None], progress: bool | None) -> None:
+             todo: dict[str, list[int]], raws: list[str | None], errors: list[str | None],
+             progress: bool | None, on_error: str) -> None:
         from tqdm.auto import tqdm
 
         show = self.progress if progress is None else progress
         bar = tqdm(total=len(todo), desc=f"judge {self.judge_id}", disable=not show, unit="call")
 
-        def one(key: str) -> tuple[str, str]:
+        def one(key: str) -> tuple[str, str, str | None]:
             prompt = prompts[todo[key][0]]
-            if choices:
-                raw = self.backend.label_logprobs(prompt, choices).to_raw()  # type: ignore[attr-defined]
-            else:
-                raw = self.backend.complete(prompt, template.max_tokens)
+            try:
+                if choices:
+                    raw = self.backend.label_logprobs(prompt, choices).to_raw()  # type: ignore[attr-defined]
+                else:
+                    raw = self.backend.complete(prompt, template.max_tokens)
+            except ReplyError as e:  # this call only: unscored with the reason, never cached
+                return key, "", str(e)
+            if not raw:
+                return key, "", f"judge {self.judge_id} replied with empty text (not cached: asked again next time)"
             if self.cache is not None:  # write now: a killed run keeps it
                 self.cache.put(key, self.judge_id, endpoint, template.version, prompt, raw)
-            return key, raw
+            return key, raw, None
+
+        def record(fut: Any) -> None:
+            key, raw, why = fut.result()
+            self.calls += 1
+            for i in todo[key]:
+                raws[i], errors[i] = raw, why
+            bar.update(1)
 
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.backend.concurrency, len(todo))))
         start = time.perf_counter()
+        failure: BaseException | None = None
+        futures = []
         try:
             futures = [pool.submit(one, k) for k in todo]
             pending = set(futures)
-            while pending:
+            while pending and failure is None:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    if fut.exception() is not None:
+                    if fut.exception() is None:
+                        record(fut)
+                    elif failure is None:  # the endpoint failed: ask nothing more
+                        failure = fut.exception()
                         for other in pending:
                             other.cancel()
-                        raise fut.exception()  # type: ignore[misc]
-                    key, raw = fut.result()
-                    self.calls += 1
-                    for i in todo[key]:
-                        raws[i] = raw
-                    bar.update(1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self.call_seconds += time.perf_counter() - start
-            bar.close()
+        if failure is not None:
+            for fut in pending:  # calls already running at the failure: their replies count (and are cached)
+                if not fut.cancelled() and fut.exception() is None:
+                    record(fut)
+        bar.close()
+        if failure is None:
+            return
+        if on_error == "raise" or not isinstance(failure, JudgeError):
+            raise failure
+        for idx in todo.values():  # every item not answered: unscored with the endpoint's sentence
+            for i in idx:
+                if raws[i] is None and errors[i] is None:
+                    errors[i] = str(failure)

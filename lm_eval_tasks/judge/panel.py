@@ -27,6 +27,7 @@ from typing import Any
 from lm_eval_tasks.judge.errors import JudgeError
 from lm_eval_tasks.judge.judge import Judge, MemberVerdict, Verdict
 from lm_eval_tasks.judge.settings import PREFIX, JudgeSettings, JudgeSettingsError, load_settings
+from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
 PANEL_ENV = PREFIX + "PANEL"
 
@@ -56,15 +57,10 @@ def panel_configs(path: str | Path, env: Mapping[str, str] | None = None) -> lis
     where = f"{PANEL_ENV}={str(path)!r}"
     if not p.is_file():
         raise JudgeSettingsError(f"{where} is not a file; point it at a YAML/JSON panel file or unset it.")
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(p.read_text())
-        else:
-            import yaml
-
-            data = yaml.safe_load(p.read_text())
-    except Exception as e:  # noqa: BLE001 (any parse error -> one sentence)
-        raise JudgeSettingsError(f"panel file {p} is not valid YAML/JSON ({e}); fix the file.") from None
+    try:  # size, alias, depth and duplicate-key limits: one sentence naming the file and line
+        data = load_file(p, "panel file")
+    except ConfigFileError as e:
+        raise JudgeSettingsError(str(e)) from None
     members = data.get("members") if isinstance(data, dict) else None
     if not isinstance(members, list) or len(members) < 2 or not all(isinstance(m, dict) for m in members):
         raise JudgeSettingsError(f"panel file {p} needs `members:` with at least two judge settings mappings; "
@@ -117,12 +113,14 @@ class PanelJudge:
         return self.judge_many(template_name, [fields])[0]
 
     def judge_many(self, template_name: str, items: Sequence[Mapping[str, Any]],
-                   progress: bool | None = None) -> list[Verdict]:
+                   progress: bool | None = None, on_error: str = "keep") -> list[Verdict]:
+        """Verdicts in order; a member that fails gives no label (``on_error`` is accepted for the
+        ``Judge`` interface: a panel always keeps going)."""
         per_member: list[list[MemberVerdict]] = []
         for m in self.members:
             try:
-                vs = m.judge_many(template_name, items, progress=progress)
-                per_member.append([MemberVerdict(v.judge_id, v.parsed, v.raw) for v in vs])
+                vs = m.judge_many(template_name, items, progress=progress, on_error="keep")
+                per_member.append([MemberVerdict(v.judge_id, v.parsed, v.raw, v.error) for v in vs])
             except JudgeError as e:  # this member gives no label; the others still decide
                 per_member.append([MemberVerdict(m.judge_id, None, "", str(e))] * len(items))
         from lm_eval_tasks.judge.templates import get_template
@@ -132,6 +130,8 @@ class PanelJudge:
         for i in range(len(items)):
             members = tuple(pm[i] for pm in per_member)
             raw = json.dumps([[mv.judge_id, mv.raw] for mv in members], ensure_ascii=False)
+            failed = [mv.error for mv in members if mv.error]
+            error = "; ".join(failed) if len(failed) == len(members) else None  # no member replied
             out.append(Verdict(majority([mv.parsed for mv in members]), raw, self.judge_id, template.name,
-                               template.version, False, "panel", "panel", members))
+                               template.version, False, "panel", "panel", members, error))
         return out

@@ -33,7 +33,6 @@ Nothing is read from command-line arguments; the key is never part of ``repr``, 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -42,6 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lm_eval_tasks.resources import cache_root
+from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
 PREFIX = "VALUE_JUDGE_"
 KINDS = ("openai", "local")
@@ -107,16 +107,10 @@ def _file_settings(path: str) -> dict[str, Any]:
         raise JudgeSettingsError(
             f"VALUE_JUDGE_CONFIG={path!r} is not a file; point it at a YAML/JSON judge config or unset it."
         )
-    text = p.read_text()
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as e:  # noqa: BLE001 (any parse error -> one sentence)
-        raise JudgeSettingsError(f"judge config {p} is not valid YAML/JSON ({e}); fix the file.") from None
+    try:  # size, alias, depth and duplicate-key limits: one sentence naming the file and line
+        data = load_file(p, "judge config")
+    except ConfigFileError as e:
+        raise JudgeSettingsError(str(e)) from None
     data = data or {}
     if not isinstance(data, dict):
         raise JudgeSettingsError(f"judge config {p} must be a mapping of settings, got {type(data).__name__}.")

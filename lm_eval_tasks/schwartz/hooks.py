@@ -74,7 +74,9 @@ def judge_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dic
     fluency = judge_fields(judge, "fluency", fields)
     for res, c, f in zip(results, csr, fluency, strict=True):
         res["csr"], res["fluent"] = _parsed(c), _parsed(f)
-        res["judged_by"] = None if c is None else c.judge_id
+        res["judged_by"] = None if c.error else c.judge_id
+        if c.error or f.error:  # no reply for one of them: why, kept in the logged samples
+            res["judge_error"] = c.error or f.error
     return results
 
 

@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.cmd in ("run", "merge") and any(e["status"] == "failed" for e in manifest["configs"]):
+        return 1  # a config failed (its error is in the manifest); the others are done
     return 0
 
 

@@ -129,16 +129,36 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> Sweep:
     path = Path(source).expanduser()
     if not path.is_file():
         raise SweepError(f"sweep file {str(source)!r} is not a file. Pass the path of a YAML sweep file.")
-    import yaml
+    from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SweepError(f"sweep file {path} is not valid YAML ({e}). Fix its syntax.") from e
+    try:  # size, alias, depth, huge-integer and duplicate-key limits
+        data = load_file(path, "sweep file")
+    except ConfigFileError as e:
+        raise SweepError(str(e)) from None
     return parse_sweep(data, path.name, path.parent.resolve(), str(path.resolve()))
 
 
 def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) -> Sweep:
+    """A sweep file's contents -> :class:`Sweep`; each field is checked by its own step below, and the first
+    bad one raises one :class:`SweepError` naming it."""
+    _check_fields(data, where)
+    model = _parse_model(data, where, base_dir)
+    tasks = _parse_tasks(data, where)
+    metadata = _parse_metadata(data, where)
+    limit = _parse_limit(data, where)
+    batch_size = _positive_int(data, "batch_size", 8, where)
+    configs_per_pass = _positive_int(data, "configs_per_pass", 8, where)
+    include_path = _parse_include_path(data, where, base_dir)
+    chat, share, trunk = (_flag(data, key, default, where) for key, default in
+                          (("apply_chat_template", False), ("share_prefix", True), ("share_trunk", True)))
+    configs = _parse_configs(data, where, base_dir)  # last: it reads steering files
+    return Sweep(model, tasks, configs, metadata, limit, batch_size, configs_per_pass, include_path,
+                 apply_chat_template=chat, share_prefix=share, path=path, share_trunk=trunk,
+                 ray=parse_ray_settings(data.get("ray"), where))
+
+
+def _check_fields(data: Any, where: str) -> None:
+    """A mapping of known top-level fields."""
     if not isinstance(data, Mapping):
         raise SweepError(f"sweep file ({where}) must be a mapping with `model`, `tasks` and `configs`; got "
                          f"{type(data).__name__}. Fix the sweep file.")
@@ -146,6 +166,10 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
     if unknown:
         raise _err(where, unknown[0], data[unknown[0]], f"is not a sweep file field: expected "
                    f"{', '.join(sorted(TOP_FIELDS))}", f"Remove or rename `{unknown[0]}`.")
+
+
+def _parse_model(data: Mapping[str, Any], where: str, base_dir: Path | None) -> dict[str, Any]:
+    """``model:``: HFLM's arguments; a relative ``pretrained`` folder (``./...``) resolves against the file."""
     model = data.get("model", {"pretrained": "default"})
     if not isinstance(model, Mapping) or not isinstance(model.get("pretrained", "default"), str):
         raise _err(where, "model", model, "must be a mapping with `pretrained: NAME_OR_DIR` and HFLM arguments")
@@ -156,37 +180,61 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
     model = dict(model)
     if base_dir is not None and str(model.get("pretrained", "")).startswith("."):
         model["pretrained"] = str((base_dir / model["pretrained"]).resolve())
+    return model
+
+
+def _parse_tasks(data: Mapping[str, Any], where: str) -> tuple[str, ...]:
     tasks = data.get("tasks")
     if isinstance(tasks, str):
         tasks = [tasks]
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t for t in tasks):
         raise _err(where, "tasks", tasks, "must be a non-empty list of lm-eval task names")
+    return tuple(tasks)
+
+
+def _parse_metadata(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise _err(where, "metadata", metadata, "must be a mapping (lm_eval --metadata)")
+    return dict(metadata)
+
+
+def _parse_limit(data: Mapping[str, Any], where: str) -> int | float | None:
     limit = data.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
         raise _err(where, "limit", limit, "must be a positive number or null")
-    ints = {}
-    for key, default in (("batch_size", 8), ("configs_per_pass", 8)):
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _err(where, key, value, "must be a positive integer")
-        ints[key] = value
+    return limit
+
+
+def _positive_int(data: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _err(where, key, value, "must be a positive integer")
+    return value
+
+
+def _flag(data: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise _err(where, key, value, "must be true or false")
+    return value
+
+
+def _parse_include_path(data: Mapping[str, Any], where: str, base_dir: Path | None) -> str | None:
+    """``include_path:``: an existing folder (relative to the sweep file), as an absolute path."""
     include_path = data.get("include_path")
-    if include_path is not None:
-        if not isinstance(include_path, str):
-            raise _err(where, "include_path", include_path, "must be a folder path")
-        resolved = resolve_path(include_path, base_dir)
-        if not resolved.is_dir():
-            raise _err(where, "include_path", include_path, "is not a folder")
-        include_path = str(resolved)
-    chat = data.get("apply_chat_template", False)
-    share = data.get("share_prefix", True)
-    trunk = data.get("share_trunk", True)
-    for key, value in (("apply_chat_template", chat), ("share_prefix", share), ("share_trunk", trunk)):
-        if not isinstance(value, bool):
-            raise _err(where, key, value, "must be true or false")
+    if include_path is None:
+        return None
+    if not isinstance(include_path, str):
+        raise _err(where, "include_path", include_path, "must be a folder path")
+    resolved = resolve_path(include_path, base_dir)
+    if not resolved.is_dir():
+        raise _err(where, "include_path", include_path, "is not a folder")
+    return str(resolved)
+
+
+def _parse_configs(data: Mapping[str, Any], where: str, base_dir: Path | None) -> tuple[SteerSpec, ...]:
+    """``configs:``: every entry expanded (generators give several), with distinct names."""
     entries = data.get("configs")
     if not isinstance(entries, list) or not entries:
         raise _err(where, "configs", entries, "must be a non-empty list of steering configs")
@@ -199,9 +247,7 @@ def parse_sweep(data: Any, where: str, base_dir: Path | None, path: str | None) 
             raise SweepError(f"sweep file ({where}) has two configs named {spec.name!r} (configs {seen[spec.name]} "
                              f"and {i} after expansion). Give each config a distinct `name`.")
         seen[spec.name] = i
-    return Sweep(model, tuple(tasks), tuple(configs), dict(metadata), limit, ints["batch_size"],
-                 ints["configs_per_pass"], include_path, chat, share, path, trunk,
-                 ray=parse_ray_settings(data.get("ray"), where))
+    return tuple(configs)
 
 
 def parse_ray_settings(data: Any, where: str = "sweep") -> RaySettings:
@@ -264,12 +310,15 @@ def _read_features(value: Any, where: str, base_dir: Path | None) -> list[int]:
         path = resolve_path(value, base_dir)
         if not path.is_file():
             raise _err(where, "features", value, "is not a file", "Give a list of feature ids or a file of them.")
-        text = path.read_text()
         if path.suffix in (".json", ".yaml", ".yml"):
-            import yaml
+            from lm_eval_tasks.safe_yaml import ConfigFileError, load_file
 
-            value = yaml.safe_load(text)
+            try:
+                value = load_file(path, "feature file")
+            except ConfigFileError as e:
+                raise SweepError(str(e)) from None
         else:
+            text = path.read_text()
             try:
                 value = [int(tok) for tok in text.split()]
             except ValueError as e:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import (
     handle_stop_sequences,
     normalize_gen_kwargs,
@@ -45,7 +46,7 @@ class GenRequest(NamedTuple):
     kwargs: dict[str, Any]
 
 
-def generate(lm: Any, runtime: SteeringRuntime, todo: list[GenRequest], answers: dict[int, dict[GenKey, str]],
+def generate(lm: HFLM, runtime: SteeringRuntime, todo: list[GenRequest], answers: dict[int, dict[GenKey, str]],
              batch_size: int, counts: PassCounts, show_progress: bool = True) -> None:
     """Generate every request of ``todo`` on ``lm`` (an HFLM) under ``runtime``, ``batch_size`` rows a call,
     into ``answers[config][key]`` (module docstring)."""
@@ -66,7 +67,7 @@ def generate(lm: Any, runtime: SteeringRuntime, todo: list[GenRequest], answers:
                 pbar.update(len(chunk))
 
 
-def generate_batch(lm: Any, runtime: SteeringRuntime, chunk: list[GenRequest], eos: str) -> list[str]:
+def generate_batch(lm: HFLM, runtime: SteeringRuntime, chunk: list[GenRequest], eos: str) -> list[str]:
     """One ``generate`` call for requests that share their generation kwargs; the answers in order."""
     kwargs = normalize_gen_kwargs(dict(chunk[0].kwargs), lm.max_gen_toks)
     until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
@@ -86,7 +87,7 @@ def generate_batch(lm: Any, runtime: SteeringRuntime, chunk: list[GenRequest], e
     return [decode_generated(lm, toks[context_enc.shape[1]:], until) for toks in cont.tolist()]
 
 
-def decode_generated(lm: Any, toks: list[int], until: list[str]) -> str:
+def decode_generated(lm: HFLM, toks: list[int], until: list[str]) -> str:
     """HFLM.generate_until's post-processing of one row's new tokens."""
     if isinstance(lm.think_end_token, int):
         idx = [i for i, t in enumerate(toks) if t == lm.think_end_token]

@@ -233,15 +233,18 @@ def run_sweep_ray(sweep: Sweep | str | Path, out: str | Path, address: str | Non
     settings = parse_ray_settings(asdict(replace(sweep.ray, **{k: v for k, v in flags.items() if v is not None})),
                                   "sweep file `ray:` with the command-line flags")
     opened = open_sweep(sweep, out, shard, fresh)
-    if not opened.pending:
-        log.info("sweep: all %d configs of %s are done", opened.n_mine, opened.folder)
-        return opened.manifest
-    connected_here = connect(ray, address)
     try:
-        return _run(ray, opened, settings, progress)
+        if not opened.pending:
+            log.info("sweep: all %d configs of %s are done", opened.n_mine, opened.folder)
+            return opened.manifest
+        connected_here = connect(ray, address)
+        try:
+            return _run(ray, opened, settings, progress)
+        finally:
+            if connected_here:
+                ray.shutdown()
     finally:
-        if connected_here:
-            ray.shutdown()
+        opened.close()  # the --out lock
 
 
 def _run(ray: Any, opened: OpenedSweep, settings: RaySettings, progress: bool) -> dict[str, Any]:

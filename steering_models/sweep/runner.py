@@ -7,6 +7,14 @@ and seconds. ``DIR/configs/NNN-name/`` holds exactly what ``lm_eval --output_pat
 A config's folder is written under a ``.partial`` name and renamed when complete, then the manifest is
 updated, so a killed sweep loses at most the configs of the pass it was in, and a restart with the same
 sweep file skips every completed config. A different sweep file or model is refused unless ``fresh``.
+
+Completed work is never deleted unless ``fresh``: a missing, unreadable or edited manifest (entries removed
+or changed) is rebuilt from the sweep file and the config folders (each folder's results JSON carries its
+spec hash; a folder holding another spec's results is refused, not overwritten). Before a config counts as
+done its files are checked (the results JSON parses and carries the config's spec hash; every task's samples
+file holds the results JSON's ``n-samples`` records and its last line parses); one that fails is computed
+again, with a warning naming the file. ``DIR/.lock`` (an advisory ``flock``, released when the process
+ends, even by SIGKILL) keeps a second ``run`` on the same ``--out`` out, with a clear message.
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lm_eval_tasks.lm_eval_outputs import results_date_id
 from steering_models.default_model import resolve_pretrained
 from steering_models.model_helpers import model_config
 from steering_models.sweep.config import Sweep, SweepError, load_sweep, slug
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 FORMAT = 1
 
 
@@ -78,12 +88,42 @@ class ValidSweep(NamedTuple):
 
 
 def check(sweep: Sweep) -> tuple[str, str]:
-    """Everything that can be checked without weights: specs vs the model config, task names.
+    """Everything that can be checked without weights: specs vs the model config, task names, and every
+    ``positions: {match: TEXT}`` against the tasks' prompts (``check_matches``).
 
     Returns the resolved model path/id and the model's fingerprint.
     """
     valid = validate_sweep(sweep)
+    check_matches(sweep, valid.task_manager)
     return valid.pretrained, valid.model_fingerprint
+
+
+MATCH_DOCS = 200  # prompts per task searched by `sweep check` (the sweep's `limit` when smaller)
+
+
+def check_matches(sweep: Sweep, manager: Any) -> None:
+    """A ``SweepError`` naming the config, text, task and prompt when a ``positions.match`` text does not occur
+    in a prompt the sweep will evaluate (at run time that fails only after the weights load). Reads the
+    tasks' documents and prompts (zero-shot context, as the tasks build it), no model."""
+    matches = [(spec.name, iv.positions.text) for spec in sweep.configs for iv in spec.interventions
+               if iv.positions.kind == "match" and iv.positions.text]
+    if not matches:
+        return
+    loaded = manager.load(list(sweep.tasks))["tasks"]
+    for task_name, task in sorted(loaded.items()):
+        docs = task.eval_docs
+        n = len(docs)
+        if sweep.limit is not None:
+            n = min(n, int(sweep.limit) if sweep.limit >= 1 else max(1, int(sweep.limit * n)))
+        for i in range(min(n, MATCH_DOCS)):
+            doc = docs[i]
+            prompt = task.fewshot_context(doc, num_fewshot=int(task.config.num_fewshot or 0))
+            text_of = prompt if isinstance(prompt, str) else str(prompt)
+            for name, text in matches:
+                if text not in text_of:
+                    raise SweepError(f"config {name!r}: `positions.match`={text!r} does not occur in the prompt of "
+                                     f"task {task_name} doc {i} (prompt starts {text_of[:80]!r}), so the run would "
+                                     "fail after the model loads. Fix the match text in the config, or the tasks.")
 
 
 def validate_sweep(sweep: Sweep) -> ValidSweep:
@@ -91,7 +131,7 @@ def validate_sweep(sweep: Sweep) -> ValidSweep:
     pretrained = str(resolve_pretrained(sweep.pretrained))
     config = model_config(pretrained, sweep.hf_kwargs)
     for spec in sweep.configs:
-        spec.validate(config)
+        spec.validate(config, sweep.hf_kwargs.get("dtype"))
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=sweep.include_path, metadata=sweep.metadata or None)
@@ -107,9 +147,105 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SweepError(f"{path} is not valid JSON ({e}). Delete it or pass --fresh.") from e
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SweepError(f"{path} is not valid JSON ({e}). Pass the folder given as --out to `sweep run`.") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("configs"), list):
+        raise SweepError(f"{path} is not a sweep manifest (no `configs` list). Pass the folder given as --out to "
+                         "`sweep run`.")
+    return manifest
+
+
+def _damaged_manifest(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the manifest, None), (None, None) when there is none, or (None, why) when it cannot be read."""
+    try:
+        return _read_manifest(folder), None
+    except SweepError as e:
+        return None, str(e)
+
+
+def _entries_match(manifest: dict[str, Any], sweep: Sweep) -> bool:
+    """Whether the manifest lists exactly the sweep's configs (an entry removed or edited by hand: no)."""
+    entries = manifest.get("configs")
+    if not isinstance(entries, list) or len(entries) != len(sweep.configs):
+        return False
+    try:
+        return all(e["index"] == i and e["spec_hash"] == spec.fingerprint() and e["output"] ==
+                   f"configs/{i:03d}-{slug(spec.name)}" and e["status"] in ("pending", "done", "failed", "other-shard")
+                   for i, (e, spec) in enumerate(zip(entries, sweep.configs, strict=True)))
+    except (KeyError, TypeError):
+        return False
+
+
+def _count_records(path: Path) -> tuple[int, bool]:
+    """(non-blank lines of a JSONL file, whether its last one parses as JSON)."""
+    n, last = 0, b""
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                n, last = n + 1, line
+    try:
+        json.loads(last)
+    except ValueError:
+        return n, False
+    return n, True
+
+
+def config_problem(root: Path, entry: dict[str, Any]) -> str | None:
+    """None when the config folder of ``entry`` holds a complete lm-eval output of its spec, else why not
+    (one phrase naming the file)."""
+    out = root / entry["output"]
+    results = sorted(out.rglob("results_*.json")) if out.is_dir() else []
+    if not results:
+        return f"{out} holds no results_*.json"
+    path = results[-1]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return f"{path} does not parse ({type(e).__name__})"
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        return f"{path} has no `results`"
+    got = ((data.get("config") or {}).get("steering") or {}).get("hash")
+    if got != entry["spec_hash"]:
+        return f"{path} is of spec hash {str(got)[:12]}, not this config's {entry['spec_hash'][:12]}"
+    date_id = results_date_id(path.name)
+    for task, counts in sorted((data.get("n-samples") or {}).items()):
+        expected = counts.get("effective") if isinstance(counts, dict) else None
+        samples = path.parent / f"samples_{task}_{date_id}.jsonl"
+        if not samples.is_file():
+            return f"{samples} is missing"
+        n, last_ok = _count_records(samples)
+        if not last_ok:
+            return f"{samples} ends in a line that does not parse"
+        if isinstance(expected, int) and n != expected:
+            return f"{samples} holds {n} of the {expected} samples the results JSON counts"
+    return None
+
+
+class SweepLock:
+    """``DIR/.lock``: one ``sweep run`` per output folder (``flock``; the kernel drops it when the process ends)."""
+
+    def __init__(self, folder: Path) -> None:
+        import fcntl
+
+        self.path = folder / LOCK
+        self._file = open(self.path, "a+")  # noqa: SIM115 (held open for the run)
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise SweepError(f"{folder} is in use by another `sweep run` ({holder}; lock {self.path}). Wait for it "
+                             "to finish, or give this run another --out folder.") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()}, started {_now()}")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.close()
 
 
 def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -157,7 +293,7 @@ def env_info_once() -> Iterator[None]:
 
 
 def _is_done(folder: Path, entry: dict[str, Any]) -> bool:
-    return entry["status"] == "done" and any((folder / entry["output"]).rglob("results_*.json"))
+    return entry["status"] == "done" and config_problem(folder, entry) is None
 
 
 @dataclass
@@ -172,6 +308,11 @@ class OpenedSweep:
     pretrained: str
     model_fingerprint: str
     task_manager: Any
+    lock: SweepLock | None = None  # held until close() or the process ends
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 @dataclass(frozen=True)
@@ -191,12 +332,27 @@ def open_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[in
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     shard = parse_shard(shard)
-    pretrained, model_fp, manager = validate_sweep(sweep)
-    sweep_hash = sweep.fingerprint(model_fp)
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(folder)
-    if manifest is not None and not fresh:
+    # an existing folder is locked first (a second run is refused at once); a new one after validation (a
+    # mistyped sweep leaves no folder behind)
+    lock = SweepLock(folder) if folder.is_dir() else None
+    try:
+        pretrained, model_fp, manager = validate_sweep(sweep)
+        sweep_hash = sweep.fingerprint(model_fp)
+        if lock is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = SweepLock(folder)
+        return _open_locked(sweep, folder, shard, fresh, pretrained, model_fp, manager, sweep_hash, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _open_locked(sweep: Sweep, folder: Path, shard: tuple[int, int], fresh: bool, pretrained: str, model_fp: str,
+                 manager: Any, sweep_hash: str, lock: SweepLock) -> OpenedSweep:
+    manifest, damaged = (None, None) if fresh else _damaged_manifest(folder)
+    if manifest is not None:
         if manifest.get("sweep_hash") != sweep_hash:
             raise SweepError(f"{folder} holds a sweep with hash {str(manifest.get('sweep_hash'))[:12]}, but this sweep "
                              f"(file, specs or model) hashes to {sweep_hash[:12]}. Pass --fresh to discard the old "
@@ -204,17 +360,46 @@ def open_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[in
         if list(manifest.get("shard", [0, 1])) != list(shard):
             raise SweepError(f"{folder} holds shard {manifest['shard'][0]}/{manifest['shard'][1]} of this sweep, not "
                              f"{shard[0]}/{shard[1]}. Use the same --shard, another --out folder, or --fresh.")
-    if manifest is None or fresh:
-        shutil.rmtree(folder / "configs", ignore_errors=True)
+    rebuilt = None
+    configs_dir = folder / "configs"
+    started = configs_dir.is_dir() and any(p.name[0] != "." for p in configs_dir.iterdir())
+    if fresh or (manifest is None and damaged is None and not started):  # fresh: the only way configs are deleted
+        shutil.rmtree(configs_dir, ignore_errors=True)
         manifest = _new_manifest(sweep, sweep_hash, pretrained, model_fp, shard)
+    elif manifest is None or not _entries_match(manifest, sweep):
+        why = damaged or ("no manifest" if manifest is None else "the manifest's config list differs from the sweep's")
+        old = manifest or {}
+        manifest = _new_manifest(sweep, sweep_hash, pretrained, model_fp, shard)
+        manifest["runs"] = list(old.get("runs") or [])
+        rebuilt = manifest["rebuilt"] = {"at": _now(), "why": why}
     for stale in (folder / "configs").glob(".*.partial"):  # a config that was being written when killed
         shutil.rmtree(stale)
     mine = [e for e in manifest["configs"] if e["status"] != "other-shard"]
-    pending = [e for e in mine if not _is_done(folder, e)]
+    pending = []
+    for e in mine:
+        if rebuilt is None and e["status"] != "done":
+            pending.append(e)
+            continue
+        problem = config_problem(folder, e)
+        if problem is None:
+            e["status"] = "done"
+            if rebuilt is not None:
+                e["recovered"] = True
+            continue
+        if rebuilt is not None and (folder / e["output"]).exists() and "spec hash" in problem:
+            raise SweepError(f"{problem}: {folder} holds another sweep's results. Use another --out folder, or "
+                             "pass --fresh to discard them.")
+        if e["status"] == "done" or (folder / e["output"]).exists():
+            log.warning("sweep: config %s is computed again: %s", e["name"], problem)
+        pending.append(e)
     for e in pending:
         e["status"] = "pending"
+    if rebuilt is not None:
+        n_done = sum(e["status"] == "done" for e in mine)
+        log.warning("sweep: %s in %s (%s); rebuilt it from the config folders: %d of %d configs done.", MANIFEST,
+                    folder, rebuilt["why"], n_done, len(mine))
     _write_manifest(folder, manifest)
-    return OpenedSweep(sweep, folder, manifest, pending, len(mine), pretrained, model_fp, manager)
+    return OpenedSweep(sweep, folder, manifest, pending, len(mine), pretrained, model_fp, manager, lock)
 
 
 def start_run(opened: OpenedSweep, **info: Any) -> dict[str, Any]:
@@ -271,9 +456,17 @@ def load_sweep_lm(sweep: Sweep, pretrained: str, jobs: Sequence[ConfigJob]) -> A
 def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int, int] | None = None,
               fresh: bool = False, progress: bool = True) -> dict[str, Any]:
     """Evaluate every config of ``sweep`` (this shard's) into ``out``; returns the manifest."""
-    from tqdm import tqdm
 
     opened = open_sweep(sweep, out, shard, fresh)
+    try:
+        return _run_opened(opened, progress)
+    finally:
+        opened.close()
+
+
+def _run_opened(opened: OpenedSweep, progress: bool) -> dict[str, Any]:
+    from tqdm import tqdm
+
     if not opened.pending:
         log.info("sweep: all %d configs of %s are done", opened.n_mine, opened.folder)
         return opened.manifest
@@ -289,10 +482,15 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
         mark_done(opened, run, job.index, seconds)
         bar.update(1)
 
+    def failed(job: ConfigJob, error: BaseException) -> None:  # that config only; the others go on
+        log.error("sweep: config %s failed: %s", opened.manifest["configs"][job.index]["name"], error)
+        mark_failed(opened, job.index, error)
+        bar.update(1)
+
     with env_info_once():
         for wave in waves(jobs, opened.sweep.configs_per_pass):
             try:
-                evaluate_wave(lm, opened.sweep, opened.task_manager, wave, opened.folder, done)
+                evaluate_wave(lm, opened.sweep, opened.task_manager, wave, opened.folder, done, failed)
             except Exception as e:  # recorded for the manifest's reader, then raised as is
                 entries = opened.manifest["configs"]
                 mark_failed(opened, next(j.index for j in wave if entries[j.index]["status"] != "done"), e)
@@ -303,22 +501,43 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, shard: str | tuple[int
 
 
 def evaluate_wave(lm: Any, sweep: Sweep, manager: Any, wave: Sequence[ConfigJob], root: Path,
-                  on_done: Callable[[ConfigJob, float], None]) -> None:
+                  on_done: Callable[[ConfigJob, float], None],
+                  on_failed: Callable[[ConfigJob, BaseException], None] | None = None) -> None:
     """Evaluate the configs of one pass on the loaded SweepLM, each into ``root / job.output`` (written under
-    a ``.partial`` name, then renamed), calling ``on_done(job, seconds)`` after each. Raises at the first
-    config that fails (the ones before it are in place)."""
+    a ``.partial`` name, then renamed), calling ``on_done(job, seconds)`` after each. A config whose steering
+    makes hidden states inf/NaN (``NonFiniteSteering``) is given to ``on_failed(job, error)`` and dropped from
+    the pass, and the others are computed without it; without ``on_failed``, or for any other error, raises
+    at the first config that fails (the ones before it are in place)."""
+    from steering_models.hooks import NonFiniteSteering
+
     together = [job.local for job in wave]
     for job in wave:
-        t = time.perf_counter()
-        lm.select(job.local, together)
-        final = root / job.output
-        partial = final.parent / f".{final.name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
-        _evaluate_into(lm, sweep, sweep.configs[job.index], manager, partial)
-        os.replace(partial, final)
-        lm.release(job.local)
-        on_done(job, time.perf_counter() - t)
+        if job.local not in together:  # failed while computed alongside an earlier config
+            continue
+        while True:
+            t = time.perf_counter()
+            lm.select(job.local, together)
+            final = root / job.output
+            partial = final.parent / f".{final.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            try:
+                _evaluate_into(lm, sweep, sweep.configs[job.index], manager, partial)
+            except NonFiniteSteering as e:
+                culprit = next((j for j in wave if j.local == e.config), None)
+                if on_failed is None or culprit is None:
+                    raise
+                shutil.rmtree(partial, ignore_errors=True)
+                together.remove(culprit.local)
+                lm.release(culprit.local)
+                on_failed(culprit, e)
+                if culprit is job:
+                    break
+                continue  # this config again, without the one that failed
+            os.replace(partial, final)
+            lm.release(job.local)
+            on_done(job, time.perf_counter() - t)
+            break
 
 
 def _evaluate_into(lm: Any, sweep: Sweep, spec: Any, manager: Any, path: Path) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
+from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from steering_models.calls import CallContext, RowLayout
@@ -105,7 +106,7 @@ class SweepScorer:
     """Scores rows of several configs on ``lm``'s model (an HFLM) under ``runtime`` (module docstring);
     writes each answer into ``answers[config][request]`` and counts what it ran into ``counts``."""
 
-    def __init__(self, lm: Any, runtime: SteeringRuntime, sharing: Sharing, counts: PassCounts,
+    def __init__(self, lm: HFLM, runtime: SteeringRuntime, sharing: Sharing, counts: PassCounts,
                  answers: dict[int, dict[LLRequest, Answer]]) -> None:
         self.lm, self.runtime, self.sharing, self.counts, self.answers = lm, runtime, sharing, counts, answers
         self.model = lm.model
