@@ -554,7 +554,9 @@ def sensitivity_section(rep: Report, table: pd.DataFrame, graphs: dict[str, Valu
 def _summary(rep: Report, tables: Orientations, done: Computed, opts: ReportOptions) -> RunSummary:
     full = tables.full
     dims = full["steer_dim"].fillna("").astype(str)
-    configs = ["unsteered" if d == "" else d for d in dict.fromkeys(dims)]
+    present = list(dict.fromkeys(dims))
+    ordered = [""] * ("" in present) + [c for c in done.configs if c in present]  # the runs' (sweep's) order
+    configs = ["unsteered" if d == "" else d for d in ordered + [d for d in present if d not in ordered]]
     roles = list(dict.fromkeys(full.get("role_id", full["player_name"]).astype(str)))
     summary = RunSummary(configs=configs, roles=roles, rows=len(full), pc_edges=done.pc_edges, pc_rows=done.pc_rows,
                          skipped=dict(done.skipped), score=opts.score, atol=opts.rules.atol)

@@ -17,7 +17,8 @@
 # "your values"` (README, SAE steering) that move this model's orientations most at STRENGTH 100; the SAE's
 # decoder rows and the vector are unit norm (the residual norm at block 12 is ~20). STRENGTH may be a list
 # ("50, 100"): the report then draws the dose-response. VERBOSE=1 keeps lm-eval's progress bars and prints its
-# results tables and the report's notes.
+# results tables and the report's notes. Changed settings in the same OUT are refused by the sweep: FRESH=1 starts
+# the sweep over (or use another OUT).
 set -euo pipefail
 T0=$(date +%s)
 OUT=${OUT:-results/main_job}
@@ -35,6 +36,7 @@ BOOTSTRAP=${BOOTSTRAP:-1000}
 SCORE=${SCORE:-soft}
 ATOL=${ATOL:-0.1}
 VERBOSE=${VERBOSE:-}
+FRESH=${FRESH:-}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 quiet=(env TQDM_DISABLE=1)  # lm-eval's per-subtask bars off; the sweep's own bars pass disable=False
@@ -76,7 +78,7 @@ YAML
 
 echo "== 1/2 sweep: $ROLES train roles (r0 + $((ROLES - 1))), unsteered + SAE features [$FEATURES] + $vec_name" \
      "at strength [$STRENGTH], one model load -> $OUT/sweep"
-"${quiet[@]}" python -m steering_models.sweep run "$OUT/sweep.yaml" --out "$OUT/sweep"
+"${quiet[@]}" python -m steering_models.sweep run "$OUT/sweep.yaml" --out "$OUT/sweep" ${FRESH:+--fresh}
 echo "== 2/2 report: python -m analysis report $OUT/sweep/configs/* --out $OUT/report"
 python -m analysis report "$OUT"/sweep/configs/* --out "$OUT/report" --bootstrap "$BOOTSTRAP" --score "$SCORE" --atol "$ATOL" \
   --features "$OUT/sae_features.txt" --pc-rows all \
