@@ -123,6 +123,23 @@ def tiny_task_dir(tmp_path_factory) -> Path:
     return out
 
 
+def write_vector_and_sae(out: Path, seed: int) -> tuple[str, Path]:
+    """Random steering sources for a tiny model (d_model 64): ``out/v.safetensors`` with vectors ``a`` and ``b``,
+    and a 32-feature sae-lens SAE in ``out/sae`` whose encoder bias is 0.5 (so its features fire). Returns the
+    vector file's path (str, as steering files name it) and the SAE folder."""
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    save_file({"a": torch.randn(64), "b": torch.randn(64)}, out / "v.safetensors")
+    sae = StandardSAE(StandardSAEConfig(d_in=64, d_sae=32))
+    with torch.no_grad():
+        sae.b_enc.fill_(0.5)
+    sae.save_model(out / "sae")
+    return str(out / "v.safetensors"), out / "sae"
+
+
 def write_vector_sweep(folder: Path, model_dir: Path, task_dir: Path, tasks: list[str], n_configs: int,
                        seed: int, **fields) -> Path:
     """``folder/sweep.yaml``: unsteered + (n_configs - 1) `add` configs of random vectors (one per key of

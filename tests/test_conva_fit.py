@@ -161,6 +161,7 @@ def test_gate_check_on_the_real_task_prompts(fitted, tiny_llama_dir, tmp_path, c
     assert "gate_accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # ~30 s; gate-check itself is covered by test_gate_check_on_the_real_task_prompts
 def test_gate_check_offset_reads_the_prompts_after_the_runs_limit(fitted, tiny_llama_dir, tmp_path, capsys):
     """--offset 1 --n 1 scores exactly the second prompt of each task of an --n 2 check, and the printed
     separating interval is (highest unrelated g, lowest related g) of its table."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import write_vector_and_sae
 from conva_helpers import make_artifact
 from lm_eval.api.instance import Instance
-from safetensors.torch import save_file
 
 from steering_models.errors import SpecError
 from steering_models.generation import GenRow, RaggedGenerator
@@ -40,16 +40,8 @@ def requests(kwargs: dict = KWARGS) -> list[Instance]:
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory, tiny_model_dir) -> dict[str, SteerSpec]:
-    from sae_lens import StandardSAE, StandardSAEConfig
-
     out = tmp_path_factory.mktemp("gen-specs")
-    torch.manual_seed(5)
-    save_file({"a": torch.randn(64), "b": torch.randn(64)}, out / "v.safetensors")
-    sae = StandardSAE(StandardSAEConfig(d_in=64, d_sae=32))
-    with torch.no_grad():
-        sae.b_enc.fill_(0.5)
-    sae.save_model(out / "sae")
-    vec = str(out / "v.safetensors")
+    vec, _ = write_vector_and_sae(out, seed=5)
     gated = make_artifact(tiny_model_dir, out / "gated", gate_b=0.0, gate_w=40.0, seed=3)
     ungated = make_artifact(tiny_model_dir, out / "ungated", seed=4)
 

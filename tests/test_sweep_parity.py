@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import write_vector_and_sae
 from lm_eval.api.instance import Instance
 from safetensors.torch import save_file
 
@@ -28,16 +29,8 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory) -> list[SteerSpec]:
-    from sae_lens import StandardSAE, StandardSAEConfig
-
     out = tmp_path_factory.mktemp("sweep-parity")
-    torch.manual_seed(11)
-    save_file({"a": torch.randn(64), "b": torch.randn(64)}, out / "v.safetensors")
-    sae = StandardSAE(StandardSAEConfig(d_in=64, d_sae=32))
-    with torch.no_grad():
-        sae.b_enc.fill_(0.5)
-    sae.save_model(out / "sae")
-    vec = str(out / "v.safetensors")
+    vec, _ = write_vector_and_sae(out, seed=11)
     return [
         SteerSpec(),
         SteerSpec.from_dict({"name": "add-a", "interventions": [

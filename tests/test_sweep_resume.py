@@ -73,6 +73,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, sweep_file):
     assert refused.returncode == 2 and "Pass --fresh" in refused.stderr
 
 
+@pytest.mark.slow  # ~30 s; resume is covered by test_killed_sweep_resumes_without_recomputing
 def test_two_shards_in_two_processes_then_merge(tmp_path, sweep_file):
     procs = [subprocess.Popen(sweep_cmd("run", str(sweep_file), "--out", str(tmp_path / f"s{i}"), "--shard",
                                         f"{i}/2", "--no-progress"), env=env(), stdout=subprocess.PIPE,
