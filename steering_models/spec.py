@@ -170,7 +170,7 @@ def load_dtype(config: Any, dtype: Any = None) -> Any:
     "auto"/None = the config's), else float32 (transformers' default)."""
     import torch
 
-    for candidate in (dtype, getattr(text_config(config), "dtype", None), getattr(config, "torch_dtype", None)):
+    for candidate in (dtype, getattr(text_config(config), "dtype", None), getattr(config, "dtype", None)):
         if candidate is None or candidate == "auto":
             continue
         if isinstance(candidate, torch.dtype):
