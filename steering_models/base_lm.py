@@ -41,7 +41,8 @@ class SteeringHFLM(HFLM):
     the loaded model is not decoder-only (None: no such check)."""
 
     def __init__(self, pretrained: Any, specs: Sequence[SteerSpec], not_causal: str | None,
-                 gen_engine: str = "ragged", gen_share_prefix: bool = True, **kwargs: Any) -> None:
+                 gen_engine: str = "ragged", gen_share_prefix: bool = True, gen_share_trunk: bool = False,
+                 **kwargs: Any) -> None:
         if gen_engine not in ("ragged", "hf"):
             raise SpecError(f"model argument `gen_engine`={gen_engine!r} is not a generation engine: expected "
                             "ragged or hf. Fix `gen_engine` in --model_args.")
@@ -60,6 +61,7 @@ class SteeringHFLM(HFLM):
         self.steer_spec = specs[0]
         self.steering = SteeringRuntime(self.model, specs, self.tokenizer)
         self.gen_engine, self.gen_share_prefix = gen_engine, bool(gen_share_prefix)
+        self.gen_share_trunk = bool(gen_share_trunk)  # several specs (a sweep): their prefixes share a trunk
         self._generator: RaggedGenerator | None = None
 
     # ------------------------------------------------------------------ generation
@@ -74,7 +76,7 @@ class SteeringHFLM(HFLM):
             self._generator = RaggedGenerator(
                 self.model, self.tokenizer, self.steering, batch_size=bs,
                 eos_token_ids=[eos] if isinstance(eos, int) else list(eos or ()), pad_token_id=pad,
-                share_prefix=self.gen_share_prefix,
+                share_prefix=self.gen_share_prefix, share_trunk=self.gen_share_trunk,
                 autocast=lambda: torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
                                                 enabled=self.mixed_precision_dtype is not None))
         return self._generator

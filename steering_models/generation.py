@@ -32,6 +32,16 @@ position is steered exactly as in a whole-row pass. Prefix passes are kept (per 
 ``max_prefixes`` most recent): a row admitted later, alone or in a small group (ragged refills admit a few rows
 at a time), takes its role's prefix KV from there when its tokens and steering masks match that far.
 
+Shared trunk (``share_trunk``, the sweep's ``share_trunk``): with several position-local configs, rows are
+admitted prompt-major (each prompt under every config in turn) and a prefix is run for *all* of them in one
+pass through ``steering_models.trunk``: the blocks below the lowest steered block of those configs run it
+once, the blocks above on one copy per config (each steered as its config says). Each config's prefix KV
+(the trunk layers' rows shared, the branched layers' own) is kept as above, ending before the first column
+where that config's steering marks the group's prompts differently, and its rows take it from there. A
+config whose kept prefix already covers half of a group's common prefix (its role's preamble, before the
+item's own text) is served by that one (our choice: the item's remaining tokens then run in the rows' own
+prefill, as without the trunk).
+
 Exactness: the tokens equal HF greedy ``generate``'s (tests/test_generation.py: tiny Llama/Gemma, float32,
 every op and selector, ragged and prefix on/off); batch composition and padding change float summation
 order only. Greedy only: sampling, beams and logits processors stay with HF ``generate``
@@ -55,6 +65,8 @@ from transformers import DynamicCache
 
 from steering_models.calls import CallContext, RowLayout
 from steering_models.hooks import SteeringRuntime
+from steering_models.model_helpers import find_blocks
+from steering_models.trunk import branch_point, branched, trunk_blocks
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,9 @@ class GenStats:
     prefill_tokens: int = 0  # prompt columns run (a shared prefix counts once; padding not counted)
     shared_prefixes: int = 0  # prefix passes whose KV cache served several rows
     prefix_reuses: int = 0  # admitted groups that took a prefix's KV cache kept from an earlier admission
+    trunk_passes: int = 0  # prefix passes that ran several configs' prefixes through one shared trunk
+    trunk_prefixes: int = 0  # configs' prefixes those passes computed
+    trunk_saved: int = 0  # token columns x blocks the shared trunk did not run (vs one prefix pass per config)
     decode_steps: int = 0  # forward passes of one new token per row
     decode_rows: int = 0  # rows summed over decoding steps
     new_tokens: int = 0  # tokens returned
@@ -169,7 +184,8 @@ class RaggedGenerator:
     def __init__(self, model: torch.nn.Module, tokenizer: Any, steering: SteeringRuntime | None = None, *,
                  batch_size: int = 32, eos_token_ids: Sequence[int] = (), pad_token_id: int = 0,
                  ragged: bool = True, refill: int | None = None, share_prefix: bool = True,
-                 min_shared_prefix: int = 16, autocast: Callable[[], Any] = nullcontext) -> None:
+                 min_shared_prefix: int = 16, share_trunk: bool = False,
+                 autocast: Callable[[], Any] = nullcontext) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
         self.model, self.tokenizer, self.steering = model, tokenizer, steering
@@ -178,6 +194,9 @@ class RaggedGenerator:
         self.eos = frozenset(int(t) for t in eos_token_ids)
         self.pad = int(pad_token_id)
         self.share_prefix, self.min_shared_prefix = share_prefix, max(1, min_shared_prefix)
+        self.share_trunk = share_trunk and share_prefix and steering is not None and bool(steering.bound)
+        self._blocks = find_blocks(model) if self.share_trunk else None
+        self._trunk_configs: tuple[int, ...] = ()  # position-local configs of the current generate() call
         self.autocast = autocast
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
@@ -201,8 +220,18 @@ class RaggedGenerator:
                                  "token. Give the request a non-empty context.")
             if row.max_new_tokens <= 0:
                 out[i] = []
-        order = sorted((i for i in range(len(rows)) if out[i] is None),
-                       key=lambda i: (rows[i].config, rows[i].prompt))
+        todo = [i for i in range(len(rows)) if out[i] is None]
+        self._trunk_configs = ()
+        if self.share_trunk:
+            local = sorted({rows[i].config for i in todo if self._position_local(rows[i].config)})
+            if len(local) > 1:
+                self._trunk_configs = tuple(local)
+                # every config's prefix of a role stays kept until that config's rows of the role arrive
+                self.max_prefixes = max(self.max_prefixes, 2 * len(local))
+        if self._trunk_configs:  # prompt-major: one prompt under every config, then the next
+            order = sorted(todo, key=lambda i: (rows[i].prompt, rows[i].config))
+        else:
+            order = sorted(todo, key=lambda i: (rows[i].config, rows[i].prompt))
         waiting = deque(order)
         batch: _Batch | None = None
 
@@ -282,6 +311,8 @@ class RaggedGenerator:
 
     # ------------------------------------------------------------------ prefill of entering rows
     def _prefill(self, entering: list[tuple[int, GenRow]]) -> _Batch:
+        if self._trunk_configs:
+            self._trunk_prefixes(entering)
         plain: list[tuple[int, GenRow]] = []
         parts: list[_Batch] = []
         for group in self._prefix_groups(entering):
@@ -413,12 +444,72 @@ class RaggedGenerator:
         return _Batch(live, cache, mask, torch.tensor([len(r.prompt) for r in rows], dtype=torch.long),
                       {k: (None if v is None else v.cpu()) for k, v in state.items()})
 
+    # ------------------------------------------------------------------ prefixes of all configs, one trunk
+    def _trunk_prefixes(self, entering: list[tuple[int, GenRow]]) -> None:
+        """Keep the prefix of every trunk config for each group of entering prompts with a long common prefix
+        (any configs: the prompts are what the trunk shares), computing the missing ones in one branched pass."""
+        local = [r for _, r in entering if r.config in self._trunk_configs]
+        groups: list[list[GenRow]] = []
+        for row in sorted(local, key=lambda r: r.prompt):
+            if groups and _common_prefix(groups[-1][0].prompt, row.prompt) >= self.min_shared_prefix:
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+        for group in groups:
+            prefix = min(min(_common_prefix(group[0].prompt, r.prompt) for r in group),
+                         min(len(r.prompt) for r in group) - 1)
+            if prefix < self.min_shared_prefix:
+                continue
+            tokens = group[0].prompt[:prefix]
+            covered: dict[int, int] = {}
+            for kc, kt in self._prefixes:
+                covered[kc] = max(covered.get(kc, 0), _common_prefix(kt, tokens))
+            # a config whose kept prefix covers half of these tokens (a role's preamble before this item's
+            # text) is served by it; the rest of its rows' tokens run in their own prefill
+            missing = [c for c in self._trunk_configs if 2 * covered.get(c, 0) < prefix]
+            if missing:
+                self._run_trunk(group, tokens, missing)
+
+    def _run_trunk(self, group: list[GenRow], tokens: tuple[int, ...], configs: list[int]) -> None:
+        """One pass of ``tokens`` for ``configs``: the blocks below their branch point once, the rest per config;
+        each config's prefix (cut where its steering marks the group's prompts differently) is kept."""
+        assert self.steering is not None and self._blocks is not None
+        k, prefix, row = len(configs), len(tokens), group[0]
+        point = branch_point(self.steering.bound, configs, len(self._blocks))
+        full = torch.tensor([row.prompt], dtype=torch.long)
+        layouts = [RowLayout(0, len(row.prompt), len(row.prompt), c) for c in configs]
+        cache = DynamicCache()
+        with torch.no_grad(), self.autocast(), branched(self._blocks, point, 1, k), \
+                self._hooked(set(configs), full.repeat(k, 1), layouts, "generate"):
+            self._forward(full[:, :prefix], torch.ones(1, prefix, dtype=torch.bool), torch.arange(prefix).unsqueeze(0),
+                          cache, 1)
+        shared = trunk_blocks(point)
+        self.stats.trunk_passes += 1
+        self.stats.trunk_prefixes += k
+        self.stats.trunk_saved += (k - 1) * prefix * shared
+        self.stats.prefill_tokens += prefix
+        for j, config in enumerate(configs):
+            masks = self._masks(config, group)
+            keep = prefix
+            for mask in masks.values():
+                differs = (mask[:, :keep] != mask[:1, :keep]).any(dim=0).nonzero()
+                if len(differs):
+                    keep = int(differs[0])
+            if keep < self.min_shared_prefix:
+                continue
+            self._store_prefix(config, tokens[:keep], [_row_of(layer.keys, j, keep) for layer in cache.layers],
+                               [_row_of(layer.values, j, keep) for layer in cache.layers],
+                               {pos: m[0, :keep].clone() for pos, m in masks.items()})
+
     def _keep_prefix(self, row: GenRow, prefix: int, cache: DynamicCache) -> None:
-        tokens = row.prompt[:prefix]
         masks = {pos: m[0, :prefix].clone() for pos, m in self._masks(row.config, [row]).items()}
-        self._prefixes[(row.config, tokens)] = _Prefix(
-            tokens, [layer.keys.clone() for layer in cache.layers], [layer.values.clone() for layer in cache.layers],
-            masks)
+        self._store_prefix(row.config, row.prompt[:prefix], [layer.keys.clone() for layer in cache.layers],
+                           [layer.values.clone() for layer in cache.layers], masks)
+
+    def _store_prefix(self, config: int, tokens: tuple[int, ...], keys: list[torch.Tensor],
+                      values: list[torch.Tensor], masks: dict[Any, torch.Tensor]) -> None:
+        self._prefixes[(config, tokens)] = _Prefix(tokens, keys, values, masks)
+        self._prefixes.move_to_end((config, tokens))
         while len(self._prefixes) > self.max_prefixes:
             self._prefixes.popitem(last=False)
 
@@ -433,6 +524,12 @@ class RaggedGenerator:
             self._lookback[stop] = max(len(self.tokenizer.encode(s, add_special_tokens=False)) for s in stop) + 2
         tail = self.tokenizer.decode(lv.tokens[-self._lookback[stop]:], skip_special_tokens=False)
         return any(s in tail for s in stop)
+
+
+def _row_of(t: torch.Tensor, j: int, cols: int) -> torch.Tensor:
+    """Copy ``j``'s first ``cols`` columns of a branched pass's cache layer (a trunk layer holds one row for all)."""
+    r = 0 if t.shape[0] == 1 else j
+    return t[r:r + 1, :, :cols].clone()
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -149,20 +149,43 @@ def test_bad_engine_name_is_one_sentence(tiny_llama_dir):
         SteeredHFLM(pretrained=str(tiny_llama_dir), device="cpu", gen_engine="fast")
 
 
-def test_mixed_sweep_generations_equal_each_config_alone(specs, reference, tiny_model_dir):
-    """All configs' rows in one ragged batch (SweepLM) give each config's HF ``generate`` answers."""
+@pytest.mark.parametrize("share_trunk", [True, False], ids=["trunk", "no-trunk"])
+def test_mixed_sweep_generations_equal_each_config_alone(specs, reference, tiny_model_dir, share_trunk):
+    """All configs' rows in one ragged batch (SweepLM) give each config's HF ``generate`` answers, with the
+    position-local configs' prefixes through one shared trunk or each config's own."""
     from steering_models.sweep.lm import SweepLM
 
     names = list(specs)
-    sweep = SweepLM(pretrained=str(tiny_model_dir), specs=[specs[n] for n in names], device="cpu", batch_size=8)
+    sweep = SweepLM(pretrained=str(tiny_model_dir), specs=[specs[n] for n in names], device="cpu", batch_size=8,
+                    share_trunk=share_trunk)
     wave = range(len(names))
     for k, name in enumerate(names):
         sweep.select(k, wave)
         assert sweep.generate_until(requests(), disable_tqdm=True) == reference[name], name
     stats = sweep.generator().stats
-    assert stats.new_tokens > 0 and stats.joins > 0 and stats.shared_prefixes > 0
+    assert stats.new_tokens > 0 and stats.joins > 0
+    assert (stats.trunk_passes > 0) == share_trunk
+    assert stats.shared_prefixes > 0 or stats.prefix_reuses > 0
     # rows of several configs decoded in the same steps: fewer steps than the configs' own runs would take
     assert stats.decode_steps < stats.decode_rows / 4
+
+
+def test_trunk_runs_each_prefix_below_the_lowest_steered_block_once(specs, reference, tiny_model_dir):
+    """Configs steering from block 1 up: one trunk pass computes every config's prefix of a prompt group (block
+    0 once for all), rows admitted later (batch 3: a prompt's configs arrive in several admissions) take their
+    config's prefix from it, and every generation equals the config's HF ``generate`` answer."""
+    from steering_models.sweep.lm import SweepLM
+
+    names = ["unsteered", "add-match", "add-last", "scale-prompt+add-generated"]
+    sweep = SweepLM(pretrained=str(tiny_model_dir), specs=[specs[n] for n in names], device="cpu", batch_size=3)
+    for k, name in enumerate(names):
+        sweep.select(k, range(len(names)))
+        assert sweep.generate_until(requests(), disable_tqdm=True) == reference[name], name
+    stats = sweep.generator().stats
+    assert stats.trunk_passes > 0 and stats.trunk_prefixes >= len(names) * stats.trunk_passes - stats.trunk_passes
+    assert stats.trunk_saved > 0  # block 0 ran once for all configs' prefixes
+    assert stats.prefix_reuses > stats.trunk_passes  # later admissions took their config's kept prefix
+    assert stats.prefill_tokens < stats.prompt_tokens / 2
 
 
 def test_sweep_with_gen_engine_hf_keeps_hf_batches(specs, reference, tiny_model_dir):

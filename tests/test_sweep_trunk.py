@@ -17,7 +17,7 @@ from steering_models.hooks import BoundOp
 from steering_models.lm import SteeredHFLM
 from steering_models.spec import SteerSpec
 from steering_models.sweep.lm import SweepLM
-from steering_models.sweep.trunk import branch_point
+from steering_models.trunk import branch_point
 
 QUESTIONS = ["Should I always be nice to others?", "Is money the most important thing?",
              "Should I always be a happy person?", "Is it good to be tough?", "Should I protect myself?"]

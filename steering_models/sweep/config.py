@@ -7,8 +7,8 @@ metadata: {num_roles: 3}                       # task metadata (lm_eval --metada
 limit: null                                    # lm_eval --limit
 batch_size: 8                                  # rows per forward pass (rows of all configs of a pass)
 configs_per_pass: 8                            # configs scored together in shared batches
-share_prefix: true                             # loglikelihood: run a prompt prefix shared by rows once (KV cache)
-share_trunk: true                              # loglikelihood: blocks below the lowest steered one run once per input
+share_prefix: true                             # run a prompt prefix shared by rows once (KV cache; LL and generation)
+share_trunk: true                              # blocks below the lowest steered one: once per input (LL, gen. prefixes)
 include_path: null                             # extra task folder (lm_eval --include_path)
 apply_chat_template: false
 ray: {workers: 2, num_gpus: 1}                 # only for `run --ray`: see RaySettings (all optional)

@@ -3,9 +3,9 @@
 Greedy requests (``lm.engine_takes``: ``gen_engine=ragged``, the default) go to the ragged engine
 (steering_models.generation through ``lm.ragged_generate``): the rows of every config of the pass in one
 ragged batch, rows leaving as they finish and waiting rows (of any config) taking their place, each config's
-rows sharing their role's prompt prefix. Greedy generations equal each config alone with HF ``generate``
-(tests/test_generation.py). The shared trunk is not used for generation (its saving there is small: see
-bench/RESULTS.md).
+rows sharing their role's prompt prefix, and with ``share_trunk`` (the default) the prefixes of all the pass's
+position-local configs computed in one pass through a shared trunk (``steering_models.trunk``). Greedy
+generations equal each config alone with HF ``generate`` (tests/test_generation.py).
 
 Otherwise (``gen_engine=hf``, sampling) this reproduces HFLM's ``generate_until``: requests are grouped by their generation kwargs, encoded with
 left padding (``left_truncate_len`` = max_length - max_gen_toks), generated with HFLM's ``_model_generate``

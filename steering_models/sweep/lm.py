@@ -38,7 +38,8 @@ class SweepLM(SteeringHFLM):
 
     def __init__(self, pretrained: Any = "default", specs: Sequence[SteerSpec] = (), share_prefix: bool = True,
                  min_shared_prefix: int = 16, share_trunk: bool = True, **kwargs: Any) -> None:
-        super().__init__(pretrained, specs, NOT_CAUSAL, **{"gen_share_prefix": share_prefix, **kwargs})
+        super().__init__(pretrained, specs, NOT_CAUSAL,
+                         **{"gen_share_prefix": share_prefix, "gen_share_trunk": share_trunk, **kwargs})
         self.active = 0
         self.wave: tuple[int, ...] = (0,)
         self._ll: dict[int, dict[LLRequest, Answer]] = {}

@@ -15,7 +15,7 @@ config and only when input tokens *and* prompt length coincide (HFLM's one-token
   for every row, and the rows' remaining columns run against it (the hooks are told the columns start at
   the prefix length).
 * **shared trunk** (``share_trunk``, the default): each distinct input runs once below the branch point
-  (``trunk.py``) for all the configs that need it, then branches per config; with ``share_prefix`` its
+  (``steering_models.trunk``) for all the configs that need it, then branches per config; with ``share_prefix`` its
   groups of inputs also share one prefix pass per config.
 
 A prefix ends before the first continuation logit any row needs and before the first column where the
@@ -40,7 +40,7 @@ from steering_models.calls import CallContext, RowLayout
 from steering_models.hooks import SteeringRuntime
 from steering_models.model_helpers import find_blocks
 from steering_models.sweep.counts import PassCounts
-from steering_models.sweep.trunk import branch_point, branched, trunk_blocks
+from steering_models.trunk import branch_point, branched, trunk_blocks
 
 Answer = tuple[float, bool]  # lm-eval's (loglikelihood, is_greedy)
 
@@ -239,7 +239,7 @@ class SweepScorer:
 
     # ------------------------------------------------------------------ shared trunk (all configs of a pass)
     def score_trunk(self, rows: dict[Row, list[LLRequest]], most: int, pbar: Any) -> None:
-        """Score every row with a shared trunk (``trunk.py``): each distinct input runs once below the
+        """Score every row with a shared trunk (``steering_models.trunk``): each distinct input runs once below the
         branch point for all the configs that need it. Inputs with a long common prefix (one role's
         items) form one group however many they are: its prefix runs once per config (chunks of at most
         ``most`` configs), and its inputs then run against that prefix's KV cache ``max(1, most // k)`` at
