@@ -279,6 +279,20 @@ def changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
     return _changed(run_dirs, _dilemma_key, _reply)
 
 
+def dilemma_replies(run_dirs: list[str | Path]) -> dict[tuple[str, str, str], str]:
+    """(method, value, doc id) -> the generated reply, for every dilemma task of the runs whose method is one of
+    the table's (the reader's CSR labels are keyed the same way: ``python -m analysis csr-replies``)."""
+    replies: dict[tuple[str, str, str], str] = {}
+    for run in find_runs(list(run_dirs)):
+        kind, meta = run_steering(run)
+        for task, path in run.sample_files.items():
+            found = dilemma_task(task)
+            method = None if found is None else method_of(kind, meta, found.variant)
+            if method is not None:
+                replies.update({(method, found.value, doc): a for doc, a in _answers(path, _reply).items()})
+    return replies
+
+
 def mmlu_changed_vs_base(run_dirs: list[str | Path]) -> dict[str, tuple[int, int]]:
     """method -> (mmlu_conva4 questions whose predicted choice differs from Base's, questions compared): at
     chance-level accuracy this shows what the accuracy cannot, whether a steering method touches the answers."""

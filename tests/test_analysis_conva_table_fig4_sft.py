@@ -139,3 +139,26 @@ def test_changed_without_a_base_answer_to_compare_is_a_dash_not_zero(experiment,
     shown = with_changed(method_table(board, runs), mmlu_changed_vs_base(no_base_mmlu), "MMLU changed")
     assert dict(zip(shown["method"], shown["MMLU changed"], strict=True))[SFT] == "–"
     assert dict(zip(shown["method"], shown["MMLU changed"], strict=True))["Base"] == ""
+
+
+def test_csr_replies_puts_each_labelled_reply_beside_its_label(experiment, tmp_path, capsys):
+    """`analysis csr-replies`: a reader's labels (keyed by method, value, doc) gain the replies they judge, taken
+    from the runs by the method of each run's task; a labelled reply the runs lack is named, nothing written."""
+    import csv
+
+    labels = tmp_path / "labels.csv"
+    with labels.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["value", "doc", "Base", "negative prompt + ConVA", SFT], ["power", 0, 0, 1, ""],
+                                 ["power", 1, 1, 1, 0], ["self-direction", 0, 1, 0, ""]])
+    out = tmp_path / "with_replies.csv"
+    assert main(["csr-replies", *map(str, experiment), "--labels", str(labels), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    got = [(r["value"], r["Base reply"], r["negative prompt + ConVA reply"], r[f"{SFT} reply"]) for r in rows]
+    assert got == [("power", "a", "v1", "a"), ("power", "b", "v2", "s"), ("self-direction", "w", "w", "")]
+    assert [r["Base"] for r in rows] == ["0", "1", "1"]  # the labels are kept as they were
+    assert "7 labelled replies of 3 methods" in capsys.readouterr().out
+
+    labels.write_text("value,doc,Base,ICA\npower,0,0,1\n")  # no ICA run
+    assert main(["csr-replies", *map(str, experiment), "--labels", str(labels), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "the runs have no ICA reply to power dilemma 0 (1 labelled replies missing)" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
