@@ -172,3 +172,13 @@ def test_gen_kwargs_override_the_tasks_generation_kwargs(tmp_path, tiny_llama_di
     one_token = {tok.decode([i]) for i in range(len(tok))}
     assert len(texts) == 4 and all(t in one_token for t in texts)
     assert any(t.strip() for t in texts)
+
+
+def test_console_shows_one_tokenizing_bar_per_wave(tmp_path, tiny_llama_dir, tiny_task_dir, assets, capfd):
+    """Configs served from answers computed alongside the wave's first show no lm-eval "Tokenizing inputs" bar."""
+    data = sweep_dict(tiny_llama_dir, tiny_task_dir, assets, tasks=["tiny_values_ll"], limit=2)
+    data["configs"] = data["configs"][:3]  # one wave of 3 configs
+    manifest = run_sweep(load_sweep(data), tmp_path / "out", progress=True)
+    assert [e["status"] for e in manifest["configs"]] == ["done"] * 3
+    err = capfd.readouterr().err
+    assert err.count("Tokenizing inputs: 100%") == 1, err

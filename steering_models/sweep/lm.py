@@ -93,6 +93,11 @@ class SweepLM(SteeringHFLM):
         return max(1, int(self._detect_batch_size()))
 
     # ------------------------------------------------------------------ loglikelihood
+    def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
+        """lm-eval's loglikelihood; its "Tokenizing inputs" bar only for a config that computes (a config whose
+        answers were computed alongside an earlier one of its wave would show that bar alone, once per config)."""
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm or bool(self._ll.get(self.active)))
+
     def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list:
         keys = [LLRequest(tuple(ctx), tuple(cont)) for _, ctx, cont in requests]
