@@ -244,3 +244,30 @@ def test_ray_settings_are_checked_strictly(sweep_file, capsys):
     other = sweep_file.with_name("other-ray.yaml")
     other.write_text(yaml.safe_dump(dict(data, ray={"workers": 1, "num_cpus": 2})))
     assert load_sweep(sweep_file).fingerprint("m") == load_sweep(other).fingerprint("m")
+
+
+@pytest.mark.slow
+def test_overflowing_config_on_a_worker_fails_alone(tmp_path, sweep_file, ray_cluster):
+    """A config whose steering turns inf/NaN mid-wave is marked failed; the other configs of its wave are computed
+    (as in a local sweep), and the run raises nothing (`sweep run --ray` then exits 1 from the manifest)."""
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"ones": torch.ones(64)}, str(tmp_path / "ones.safetensors"))
+    data = yaml.safe_load(sweep_file.read_text())
+    data["configs"] = ["unsteered",
+                       {"name": "overflow", "interventions": [{"layer": [0, 1], "op": "add", "strength": 3.0e38,
+                                                               "source": {"vector": str(tmp_path / "ones.safetensors"),
+                                                                          "key": "ones"}}]},
+                       data["configs"][1]]
+    data["ray"] = {"workers": 1}
+    data["configs_per_pass"] = 2 + (N_CONFIGS - 1)  # unsteered, overflow and the 5 vectors in one wave
+    (tmp_path / "vecs.safetensors").write_bytes((sweep_file.parent / "vecs.safetensors").read_bytes())
+    out = tmp_path / "out"
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(data))
+    run_sweep_ray(tmp_path / "sweep.yaml", out, progress=False)
+    entries = manifest(out)["configs"]
+    assert [e["status"] for e in entries] == ["done", "failed"] + ["done"] * (N_CONFIGS - 1)
+    assert "NonFiniteSteering" in entries[1]["error"] and "inf/NaN" in entries[1]["error"]
+    assert not (out / entries[1]["output"]).exists()
+    assert all(any((out / e["output"]).rglob("results_*.json")) for e in entries if e["status"] == "done")

@@ -102,6 +102,8 @@ class WaveResult:
     ended: float
     failed: int | None = None  # sweep index of the config that raised (the wave stops there)
     error: BaseException | None = None
+    # configs whose steering turned inf/NaN (NonFiniteSteering): dropped from the wave, the others computed
+    dropped: tuple[tuple[int, BaseException], ...] = ()
 
 
 class SweepWorker:
@@ -148,13 +150,15 @@ class SweepWorker:
                 finished.append(ConfigFiles(job.index, round(seconds, 3), files))
                 shutil.rmtree(folder)
 
+            dropped: list[tuple[int, BaseException]] = []
             try:
-                evaluate_wave(self.lm, self.sweep, self.manager, wave, root, pack)
+                evaluate_wave(self.lm, self.sweep, self.manager, wave, root, pack,
+                              lambda job, error: dropped.append((job.index, error)))
             except Exception as e:
-                done = {c.index for c in finished}
+                done = {c.index for c in finished} | {i for i, _ in dropped}
                 failed = next(j.index for j in wave if j.index not in done)
-                return WaveResult(self.info, tuple(finished), t0, time.time(), failed, e)
-        return WaveResult(self.info, tuple(finished), t0, time.time())
+                return WaveResult(self.info, tuple(finished), t0, time.time(), failed, e, tuple(dropped))
+        return WaveResult(self.info, tuple(finished), t0, time.time(), dropped=tuple(dropped))
 
 
 def connect(ray: Any, address: str | None) -> bool:
@@ -283,7 +287,7 @@ def _run(ray: Any, opened: OpenedSweep, settings: RaySettings, progress: bool) -
     finish_run(opened, run, time.perf_counter() - t0)
     if failure is not None:
         raise failure
-    missing = [e["name"] for e in opened.pending if e["status"] != "done"]
+    missing = [e["name"] for e in opened.pending if e["status"] not in ("done", "failed")]
     if missing:
         raise SweepError(f"{len(missing)} configs were not done ({', '.join(missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''}): their Ray workers died more often than "
@@ -323,8 +327,14 @@ def _drive(ray: Any, pool: Any, queue: deque, opened: OpenedSweep, run: dict[str
 def _commit(opened: OpenedSweep, run: dict[str, Any], result: WaveResult, bar: Any) -> BaseException | None:
     entries = opened.manifest["configs"]
     worker = {"pid": result.worker.pid, "node": result.worker.node}
-    run["waves"].append({"configs": [c.index for c in result.configs] + ([result.failed] if result.error else []),
+    run["waves"].append({"configs": [c.index for c in result.configs] + [i for i, _ in result.dropped]
+                         + ([result.failed] if result.error else []),
                          **worker, "busy_s": round(result.ended - result.started, 3)})
+    for index, error in result.dropped:  # that config only, as in a local sweep; the wave's others go on
+        if entries[index]["status"] != "done":
+            log.error("sweep: config %s failed: %s", entries[index]["name"], error)
+            mark_failed(opened, index, error)
+            bar.update(1)
     for config in result.configs:
         entry = entries[config.index]
         if entry["status"] == "done":  # each wave is handed out once; never write a folder twice
