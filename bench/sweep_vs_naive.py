@@ -16,6 +16,11 @@ the task's stop strings), `--num-roles` test roles, `--limit` items per value. C
 - `--naive-configs M`: run the naive baseline for the first M configs only and scale its time to N
   (each naive config is an independent run of the same cost: a load and the same requests); printed as such.
 
+`--mode cot` also prints the sweep's generation work as a share of the matmul peak measured in the same run
+(``bench/throughput.py``'s ``matmul_peak``): useful FLOP = every prompt and generated token of every config x
+2 x non-embedding params, + the LM head (2 x d_model x vocab) per generated token, over the sweep's wall time
+(so sharing a prefix or a trunk raises it, as the issue's "the sweep's CoT generation >= 25 % of matmul peak" means).
+
 The answers of both are compared: LL, max |delta loglikelihood| over every logged request; CoT, the
 requests whose generated text differs and the max token mismatch (tokens after the first differing token,
 0 = identical).
@@ -98,6 +103,30 @@ def read_samples(folder: Path) -> dict[str, list[dict]]:
         if name is not None:
             out[name.task] = list(read_jsonl(f))
     return out
+
+
+def useful_share_of_peak(folder: Path, manifest: dict, tok, pretrained: str, seconds: float,  # noqa: ANN001
+                         device: str) -> str:
+    """The sweep's useful generation FLOP/s (module docstring) against a matmul peak measured now."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throughput import matmul_peak, param_counts
+
+    prompt_toks = new_toks = 0
+    for entry in manifest["configs"]:
+        for rows in read_samples(folder / entry["output"]).values():
+            for s in rows:
+                prompt_toks += len(tok(s["arguments"]["gen_args_0"]["arg_0"])["input_ids"])
+                new_toks += len(tok(s["resps"][0][0])["input_ids"])
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(pretrained))
+    non_emb, vocab, d_model = param_counts(model)
+    flop = 2 * non_emb * (prompt_toks + new_toks) + 2 * d_model * vocab * new_toks
+    peak, _ = matmul_peak([512, 1024, 2048], 3, device=device)
+    return (f"sweep generation work: {prompt_toks} prompt + {new_toks} new tokens over all configs, "
+            f"{flop / seconds / 1e9:.1f} useful GFLOP/s = {100 * flop / seconds / peak:.1f} % of the matmul peak "
+            f"measured now ({peak / 1e9:.1f} GFLOP/s float32; target >= 25 %)")
 
 
 def main() -> None:
@@ -217,6 +246,8 @@ def main() -> None:
               f"max token mismatch {max_delta:.0f}")
     else:
         print(f"ratio naive/sweep: {naive_total / sweep_s:.2f}x   max |delta loglikelihood| = {max_delta:.2e}")
+    if args.mode == "cot":
+        print(useful_share_of_peak(tmp / "sweep", manifest, tok, pretrained, sweep_s, args.device))
     # CPU seconds of this process (all threads): robust to other jobs sharing the machine, unlike wall time
     line = f"CPU s: naive {cpu['naive']:.1f}" + (f", old sweep {cpu['sweep-old']:.1f}" if args.old else "") + \
         f", sweep {cpu['sweep']:.1f}; CPU ratio naive/sweep {cpu['naive'] / cpu['sweep']:.2f}x"
