@@ -23,12 +23,29 @@ HELP = "compare lm-eval runs on their headline metrics (per-value orientations, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="lm-eval --output_path folders (or results_*.json)")
     parser.add_argument("--out", type=Path, default=None, help="write leaderboard.{csv,md,html} here")
+    parser.add_argument("--rejudged", nargs="?", const="newest", default=None, metavar="JUDGE_ID",
+                        help="judged metrics from each run's re-judge (`python -m analysis judge RUN_DIR`) instead "
+                             "of the run's own: JUDGE_ID's, or the newest re-judge when no id is given")
 
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     runs = find_runs(args.runs)
-    board = leaderboard(runs)
+    rejudged = None
+    if args.rejudged is not None:
+        from analysis.judge.report import find_rejudged
+
+        judge_id = None if args.rejudged == "newest" else args.rejudged
+        rejudged = {r.label: s for r in runs if (s := find_rejudged(r.results_path, judge_id)) is not None}
+        if not rejudged:
+            raise ValueError(f"--rejudged {args.rejudged}: none of the {len(runs)} runs has a re-judge"
+                             f"{'' if judge_id is None else ' by ' + judge_id} (RUN_DIR/judged/*/summary.json); "
+                             "run `python -m analysis judge RUN_DIR` first or drop --rejudged.")
+        missing = [r.label for r in runs if r.label not in rejudged]
+        if missing:
+            print(f"note: {len(missing)} run(s) have no re-judge and keep their own judged metrics: "
+                  f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    board = leaderboard(runs, rejudged)
     info = run_info(runs)
     orient = orientation_view(board)
     other = other_view(board)
@@ -45,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             sections.append((titles.get(metric, f"ValueBench {metric} per value"), view))
     if not other.empty:
         sections.append(("Other metrics", other))
-    judges = judge_view(runs)
+    judges = judge_view(runs, rejudged)
     if not judges.empty:
         sections.append(("Judges of the judged metrics (measured agreement: newest judge-bench)", judges))
     shown = {"Runs", "Other metrics", "Judges of the judged metrics (measured agreement: newest judge-bench)"} | {t for t, _ in sections if t.startswith("ValueBench orientation per value")}

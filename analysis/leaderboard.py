@@ -24,8 +24,10 @@ _SKIP = {"alias", "name", "sample_len", " "}
 HIGHER_IS_BETTER = {"acc", "acc_norm", "csr", "fr", "exact_match"}
 
 
-def run_metrics(run: Run) -> dict[str, float]:
-    """metric id -> value for every numeric metric in the run's results JSON."""
+def run_metrics(run: Run, rejudged: dict[str, Any] | None = None) -> dict[str, float]:
+    """metric id -> value for every numeric metric in the run's results JSON; a re-judge's summary
+    (``python -m analysis judge``, :func:`analysis.judge.report.find_rejudged`) replaces the judged metrics of
+    its tasks."""
     out: dict[str, float] = {}
     results: dict[str, dict[str, Any]] = run.results.get("results", {})
     n_samples = run.results.get("n-samples", {})
@@ -45,6 +47,10 @@ def run_metrics(run: Run) -> dict[str, float]:
             out[f"{prefix}/{name}"] = value
         if task in n_samples and any(k.startswith(("csr", "fr")) for k in metrics):
             out[f"{prefix}/n_total"] = float(n_samples[task].get("effective", n_samples[task].get("original", math.nan)))
+    for task, row in ((rejudged or {}).get("tasks") or {}).items():
+        prefix = _task_prefix(task)
+        out.update({f"{prefix}/{k}": float(v) for k, v in row.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return out
 
 
@@ -64,9 +70,10 @@ def _sort_key(metric: str) -> tuple:
     return (1, metric)
 
 
-def leaderboard(runs: list[Run]) -> pd.DataFrame:
-    """One row per metric id, one column per run (NaN where a run lacks the metric)."""
-    cols = {run.label: run_metrics(run) for run in runs}
+def leaderboard(runs: list[Run], rejudged: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per metric id, one column per run (NaN where a run lacks the metric); ``rejudged``: run label ->
+    a re-judge's summary whose judged metrics replace the run's."""
+    cols = {run.label: run_metrics(run, (rejudged or {}).get(run.label)) for run in runs}
     ids = sorted({m for metrics in cols.values() for m in metrics}, key=_sort_key)
     table = pd.DataFrame({"metric": ids})
     for label, metrics in cols.items():
@@ -143,14 +150,19 @@ def run_judges(run: Run) -> dict[str, set[str]]:
     return out
 
 
-def judge_view(runs: list[Run]) -> pd.DataFrame:
-    """Which judge labelled each judged task of each run, and its measured agreement (newest judge-bench of
-    that judge, or "not measured"): the table that travels with the judged numbers."""
+def judge_view(runs: list[Run], rejudged: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Which judge labelled each judged task of each run (a re-judge's, for the tasks it judged), and its measured
+    agreement (newest judge-bench of that judge, or "not measured"): the table that travels with the judged
+    numbers."""
     from analysis.judge.measured import describe
 
     rows = []
     for run in runs:
-        for task, ids in run_judges(run).items():
+        judges = run_judges(run)
+        summary = (rejudged or {}).get(run.label)
+        if summary:
+            judges.update({task: {str(summary.get("judge_id"))} for task in summary.get("tasks") or {}})
+        for task, ids in judges.items():
             template = "csr" if task.startswith("schwartz") else "answer_judgment"
             metrics = "csr, fr" if template == "csr" else "orientation"
             for judge_id in sorted(ids):

@@ -154,6 +154,36 @@ def test_rejudge_cli_and_agreement(runs, tmp_path, capsys):
     assert "[csr] paired=3" in out and "[fluency] paired=3" in out
 
 
+def test_leaderboard_takes_the_rejudged_metrics(runs, tmp_path, capsys):
+    """`leaderboard --rejudged`: a re-judge (here one that asked the garbage judge again: nothing parses) replaces
+    the run's own judged numbers and is named as the judge of those tasks; without the flag the run's stand."""
+    import csv
+    import shutil
+
+    from analysis.cli import main
+
+    run_dir = runs["run_dir"]
+    own = tmp_path / "own"
+    assert main(["leaderboard", str(run_dir), "--out", str(own)]) == 0
+    assert main(["leaderboard", str(run_dir), "--rejudged", "--out", str(tmp_path / "x")]) == 2
+    assert "none of the 1 runs has a re-judge" in capsys.readouterr().err
+    run_dir_copy = tmp_path / "copy"  # the module's run folder stays as it is for the other tests
+    shutil.copytree(run_dir, run_dir_copy)
+    assert main(["judge", str(run_dir_copy), "--no-cache"]) == 0  # -> run_dir_copy/judged/<judge id>/
+    new = tmp_path / "new"
+    assert main(["leaderboard", str(run_dir_copy), "--rejudged", runs["judge_id"], "--out", str(new)]) == 0
+
+    def metric(folder, name):  # noqa: ANN001, ANN202
+        rows = {r["metric"]: r for r in csv.DictReader((folder / "leaderboard.csv").open())}
+        return float(next(v for k, v in rows[name].items() if k != "metric") or "nan")  # NaN is written empty
+
+    assert metric(own, "schwartz_dilemmas_power/n_scored_csr") == 2
+    assert metric(new, "schwartz_dilemmas_power/n_scored_csr") == 0
+    assert math.isnan(metric(new, "schwartz_dilemmas_power/csr"))
+    judges = list(csv.DictReader((new / "judges.csv").open()))
+    assert {r["judge"] for r in judges if r["task"] == "schwartz_dilemmas_power"} == {runs["judge_id"]}
+
+
 def test_rejudge_thoughts_for_table_2(runs, tmp_path):
     from analysis.cli import main
 

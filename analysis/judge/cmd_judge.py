@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -21,13 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also judge every ValueBench thought's inclination (Kang Table 2)")
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-
-
 def run(args: argparse.Namespace) -> int:
     from analysis.judge.measured import describe
-    from analysis.judge.report import summarize, write_records
+    from analysis.judge.report import judged_folder_name, summarize, write_records
     from analysis.judge.samples import jobs_for, sample_files
     from lm_eval_tasks.judge import JudgeError, JudgeSettingsError, build_configured
     from lm_eval_tasks.lm_eval_outputs import read_jsonl
@@ -65,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     except JudgeError as e:
         print(f"error: {e} (replies received so far are cached; rerun to resume)", file=sys.stderr)
         return 1
-    out = args.out or args.run_dir / "judged" / _safe(judge.judge_id)
+    out = args.out or args.run_dir / "judged" / judged_folder_name(judge.judge_id)
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "judged.jsonl", verdicts)
     summary = summarize(samples, verdicts)

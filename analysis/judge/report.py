@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,3 +92,24 @@ def summarize(samples: Sequence[tuple[str, dict[str, Any]]],
         tasks[task] = row
     return {"tasks": tasks, "n_verdicts": len(verdicts),
             "n_cached": sum(1 for _, v in verdicts if v.cached)}
+
+
+def judged_folder_name(judge_id: str) -> str:
+    """The folder ``python -m analysis judge RUN_DIR`` writes a judge's records into: ``RUN_DIR/judged/<this>``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", judge_id).strip("_")
+
+
+def find_rejudged(results_path: Path, judge_id: str | None = None) -> dict[str, Any] | None:
+    """The ``summary.json`` of a re-judge of the run whose results JSON is ``results_path`` (in ``judged/`` beside
+    the results or one folder up, where ``analysis judge RUN_DIR`` writes it): of ``judge_id``, or the newest
+    when None; None if there is none."""
+    found = []
+    for folder in (results_path.parent, results_path.parent.parent):
+        judged = folder / "judged"
+        if not judged.is_dir():
+            continue
+        names = [judged_folder_name(judge_id)] if judge_id else [d.name for d in judged.iterdir() if d.is_dir()]
+        found += [judged / n / "summary.json" for n in names if (judged / n / "summary.json").is_file()]
+    if not found:
+        return None
+    return json.loads(max(found, key=lambda f: f.stat().st_mtime).read_text())
