@@ -107,10 +107,32 @@ def test_conva_csr_set_reads_replies_beside_labels_and_names_missing_ones(tmp_pa
     assert "'Base reply'" in str(e.value) and "valuebench-t1" in str(e.value) and str(e.value).count(". ") == 0
 
 
-def test_conva_csr_without_replies_fails_in_one_sentence():
-    r = subprocess.run([sys.executable, "-m", "analysis", "judge-bench", "--set", "conva-csr", "--out", "/tmp/x"],
+def test_conva_csr_without_replies_fails_in_one_sentence(tmp_path):
+    labels_only = tmp_path / "labels.csv"
+    labels_only.write_text("value,doc,Base,CAA\npower,0,0,1\n")
+    r = subprocess.run([sys.executable, "-m", "analysis", "judge-bench", "--set", "conva-csr", "--data",
+                        str(labels_only), "--out", str(tmp_path / "x")],
                        cwd=REPO, env=env_with_repo(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not the replies they label" in r.stderr
+
+
+def test_conva_fr_set_pairs_each_reply_with_its_shuffled_words(tmp_path):
+    from analysis.judge.bench_sets import conva_fr
+
+    path = tmp_path / "csr.csv"
+    path.write_text("value,doc,question,Base,Base reply,CAA,CAA reply\n"
+                    "power,0,Should I lead?,0,I would let others lead.,1,I would let others lead.\n"
+                    "power,1,Should I rule?,,,1,Yes: power matters to me.\n"
+                    "power,2,Should I rule now?,1,Too short,,\n")
+    bench = conva_fr(path)
+    got = [(it.gold, it.fields["answer"]) for it in bench.items]
+    # one pair per distinct reply of 4+ words; the shuffled copy has the same words in another order
+    assert [g for g, _ in got] == [True, False, True, False]
+    assert got[0][1] == "I would let others lead." and got[2][1] == "Yes: power matters to me."
+    for (_, fluent), (_, salad) in zip(got[::2], got[1::2], strict=True):
+        assert salad != fluent and sorted(salad.split()) == sorted(fluent.split())
+    assert bench.items[0].split == bench.items[1].split == split_of("Should I lead?")
+    assert conva_fr(path).items == bench.items  # seeded
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,13 @@ label column ``M`` (1 = inclined to the value, 0 = not, empty = not labelled) an
 ``doc`` of the value). ``examples/data/conva10_g0_manual_csr.csv`` has the labels; its replies are added
 when the run is regenerated.
 
+``conva-fr`` (ours: a fluency calibration set, not labels from a paper): every reply of the ``conva-csr`` CSV
+once, gold True (the reader read every one of them as grammatical), and the same reply with its words shuffled
+(seeded by the reply), gold False. It tells a judge that answers "False" to everything (the 1.5B judge with
+ConVA Table 13's prompt copies its first option) from one that reads fluency, and ``judge-bench --fit`` fits
+the FR biases on it; obvious word salad is easier than a steered model's degraded text, so its agreement is an
+upper bound for real replies.
+
 Held out by question: a question whose sha256 starts with a multiple of 3 (a third of them) belongs to
 the ``fit`` split (``judge-bench --fit`` fits the per-class biases there), every other to ``eval``, so no
 question is in both. Sampling is stratified: equal numbers of each gold label (as far as the split has
@@ -146,7 +153,36 @@ def conva_csr(path: Path | None = None, conva_dir: str | None = None) -> BenchSe
     return BenchSet("conva-csr", "csr", (True, False), tuple(items), str(path))
 
 
-SETS = {"valuebench-t1": valuebench_t1, "conva-csr": conva_csr}
+def shuffled_words(text: str) -> str | None:
+    """``text``'s words in another order (seeded by the text), or None when it has fewer than 4 words."""
+    words = text.split()
+    if len(words) < 4:
+        return None
+    rng = random.Random(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    out = list(words)
+    while out == words:
+        rng.shuffle(out)
+    return " ".join(out)
+
+
+def conva_fr(path: Path | None = None, conva_dir: str | None = None) -> BenchSet:
+    csr = conva_csr(path, conva_dir)
+    items, seen = [], set()
+    for it in csr.items:
+        reply = it.fields["answer"]
+        salad = shuffled_words(reply)
+        if reply in seen or salad is None:
+            continue
+        seen.add(reply)
+        base = it.item_id.replace("conva-csr:", "conva-fr:", 1)
+        meta = dict(it.meta)
+        items.append(LabelledItem(base, "fluency", {"answer": reply}, True, it.split, meta))
+        items.append(LabelledItem(base + ":shuffled", "fluency", {"answer": salad}, False, it.split,
+                                  {**meta, "shuffled": True}))
+    return BenchSet("conva-fr", "fluency", (True, False), tuple(items), csr.source)
+
+
+SETS = {"valuebench-t1": valuebench_t1, "conva-csr": conva_csr, "conva-fr": conva_fr}
 
 
 def load_set(name: str, path: Path | None = None) -> BenchSet:

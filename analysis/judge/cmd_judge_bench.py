@@ -12,7 +12,8 @@ HELP = "measure the configured judge against labelled sets: accuracy, Cohen's ka
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", required=True, dest="set_name", metavar="SET",
-                        help="valuebench-t1 (Template 1 vs GPT-4's ratings) or conva-csr (CSR vs a reader's labels)")
+                        help="valuebench-t1 (Template 1 vs GPT-4's ratings), conva-csr (CSR vs a reader's labels) or "
+                             "conva-fr (ours: the reader's replies as fluent, their words shuffled as not)")
     parser.add_argument("--data", type=Path, default=None,
                         help="the set's CSV (default: ../shared/data/valuebench/QA-dataset-answers-rating.csv, "
                              "examples/data/conva10_g0_manual_csr.csv)")
