@@ -119,3 +119,30 @@ def test_shared_first_tokens_are_dropped_and_an_empty_label_is_refused():
     assert ids == {"yes": [1, 3, 4], "no": [5, 6, 7]}  # 9 (" ") starts both: counted for neither
     with pytest.raises(ValueError, match="VALUE_JUDGE_SCORING=generate"):
         label_token_ids(lambda s: [9], (("yes", "Yes"), ("no", "No")))
+
+
+def test_a_users_fit_of_one_template_keeps_the_shipped_entries_of_the_others(tmp_path, monkeypatch):
+    """`judge-bench --fit` on CSR writes the user's profile of the engine-specific judge id; the shipped profile
+    of the model still gives Template 1's entry, and the user's entry wins where both have one."""
+    from lm_eval_tasks.judge import profiles
+    from lm_eval_tasks.judge.profiles import load_profile, save_profile, user_profile_path
+
+    monkeypatch.setenv("VALUE_STEERING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("VALUE_JUDGE_PROFILE", raising=False)
+    monkeypatch.setattr(profiles, "SHIPPED", tmp_path / "shipped")  # the package's folder, as shipped
+    save_profile("local:judge-1.5b", {"answer_judgment": TemplateProfile(
+        prompt="t1-qa", scoring="logprob", biases={"yes": -3.7, "no": 0.0, "unsure": 0.7}, prompt_version="vse-t1qa/v1")},
+        tmp_path / "shipped" / "local_judge-1.5b.json")
+    shipped = load_profile("local:judge-1.5b@llama.cpp")
+    assert shipped["answer_judgment"].prompt == "t1-qa" and "csr" not in shipped
+    csr = TemplateProfile(prompt="csr-oneword", scoring="logprob", biases={"True": -0.1, "False": 0.0},
+                          prompt_version="vse-csr1w/v1")
+    t1 = TemplateProfile(prompt="paper", scoring="logprob", biases={"yes": 1.0, "no": 0.0, "unsure": 0.0},
+                         prompt_version="kang-t1/v1")
+    save_profile("local:judge-1.5b@llama.cpp", {"csr": csr})
+    assert user_profile_path("local:judge-1.5b@llama.cpp").is_file()
+    merged = load_profile("local:judge-1.5b@llama.cpp")
+    assert merged["csr"] == csr and merged["answer_judgment"] == shipped["answer_judgment"]
+    save_profile("local:judge-1.5b", {"answer_judgment": t1})  # the user's refit of the model's Template 1
+    assert load_profile("local:judge-1.5b@llama.cpp")["answer_judgment"] == t1
+    assert load_profile("local:judge-1.5b@llama.cpp")["csr"] == csr

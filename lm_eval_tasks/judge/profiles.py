@@ -67,42 +67,43 @@ def _read(path: Path) -> dict[str, Any]:
                          f"(or unset {PROFILE_ENV}).") from None
 
 
-def profile_file(judge_id: str) -> Path | None:
-    """The profile of ``judge_id``; a judge id with an engine (``local:judge-1.5b@llama.cpp``) falls back to
-    its model's profile (``local:judge-1.5b``): the engines read the same weights."""
+def profile_files(judge_id: str) -> list[Path]:
+    """The profile files of ``judge_id``, least specific first: the shipped one, then the user's (fitted by
+    ``judge-bench --fit``), each for the model (``local:judge-1.5b``) before the engine-specific id
+    (``local:judge-1.5b@llama.cpp``: the engines read the same weights). ``VALUE_JUDGE_PROFILE`` alone when set."""
     if os.environ.get(PROFILE_ENV):
-        return Path(os.environ[PROFILE_ENV]).expanduser()
-    for name in dict.fromkeys((judge_id, judge_id.split("@", 1)[0])):
-        for path in (user_profile_path(name), SHIPPED / f"{safe_name(name)}.json"):
-            if path.is_file():
-                return path
-    return None
+        return [Path(os.environ[PROFILE_ENV]).expanduser()]
+    names = list(dict.fromkeys((judge_id.split("@", 1)[0], judge_id)))
+    candidates = [SHIPPED / f"{safe_name(n)}.json" for n in names] + [user_profile_path(n) for n in names]
+    return [path for path in candidates if path.is_file()]
 
 
 def load_profile(judge_id: str) -> dict[str, TemplateProfile]:
-    """template name -> its entry for this judge (entries of an outdated prompt version dropped)."""
+    """template name -> its entry for this judge: each template's entry from the most specific file that has
+    one (a user's fit of one template keeps the shipped entries of the others); entries of an outdated prompt
+    version dropped."""
     from lm_eval_tasks.judge.templates import VARIANTS
 
-    path = profile_file(judge_id)
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise ValueError(f"{PROFILE_ENV}={str(path)!r} is not a file; point it at a judge profile JSON or unset it.")
     out: dict[str, TemplateProfile] = {}
-    for name, entry in _read(path)["templates"].items():
-        try:
-            prof = TemplateProfile(**entry)
-        except TypeError as e:
-            raise ValueError(f"judge profile {path}: entry {name!r} is malformed ({e}); fix or refit it.") from None
-        variant = VARIANTS.get(name, {}).get(prof.prompt)
-        if variant is None or prof.scoring not in SCORINGS:
-            raise ValueError(f"judge profile {path}: entry {name!r} names prompt {prof.prompt!r} / scoring "
-                             f"{prof.scoring!r}, which this version does not have; refit it with judge-bench --fit.")
-        if prof.prompt_version not in (None, variant.version):
-            log.warning("judge profile %s: %s was fitted on prompt version %s, now %s; ignoring it (refit with "
-                        "`python -m analysis judge-bench --fit`).", path, name, prof.prompt_version, variant.version)
-            continue
-        out[name] = prof
+    for path in profile_files(judge_id):
+        if not path.is_file():
+            raise ValueError(f"{PROFILE_ENV}={str(path)!r} is not a file; point it at a judge profile JSON or "
+                             "unset it.")
+        for name, entry in _read(path)["templates"].items():
+            try:
+                prof = TemplateProfile(**entry)
+            except TypeError as e:
+                raise ValueError(f"judge profile {path}: entry {name!r} is malformed ({e}); fix or refit it.") from None
+            variant = VARIANTS.get(name, {}).get(prof.prompt)
+            if variant is None or prof.scoring not in SCORINGS:
+                raise ValueError(f"judge profile {path}: entry {name!r} names prompt {prof.prompt!r} / scoring "
+                                 f"{prof.scoring!r}, which this version does not have; refit it with judge-bench --fit.")
+            if prof.prompt_version not in (None, variant.version):
+                log.warning("judge profile %s: %s was fitted on prompt version %s, now %s; ignoring it (refit with "
+                            "`python -m analysis judge-bench --fit`).", path, name, prof.prompt_version,
+                            variant.version)
+                continue
+            out[name] = prof
     return out
 
 
