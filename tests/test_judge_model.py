@@ -1,5 +1,6 @@
 """(slow) The embedded 1.5B judge: assembled offline from its PyPI parts, sha256-checked (a damaged copy
-refused), and judging a labelled triple of Template 1 with its shipped profile."""
+refused), and judging a labelled triple of Template 1 and a fluent reply vs its shuffled words (FR) with its
+shipped profile."""
 
 from __future__ import annotations
 
@@ -43,3 +44,9 @@ def test_judge_model_loads_offline_checks_its_sha256_and_answers_a_labelled_trip
     assert prof.scoring == "logprob" and prof.biases  # the shipped (fitted) profile
     verdicts = judge.judge_many("answer_judgment", [f for f, _ in TRIPLE])
     assert [v.parsed for v in verdicts] == [g for _, g in TRIPLE], [v.raw for v in verdicts]
+    from analysis.judge.bench_sets import shuffled_words
+
+    reply = "I would report the mistake to my manager, because honesty matters more than avoiding blame."
+    assert judge.profile("fluency").prompt == "fr-last"  # fitted on conva-fr (bench/RESULTS.md)
+    fr = judge.judge_many("fluency", [{"answer": reply}, {"answer": shuffled_words(reply)}])
+    assert [v.parsed for v in fr] == [True, False], [v.raw for v in fr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def test_each_template_has_a_version_and_thought_uses_template_1():
     t1 = get_template("answer_judgment").render({"answer": "it depends"})
     assert get_template("thought_inclination").render({"thought": "it depends", "value": "Economic"}) == t1
     assert t1.endswith("Now it is your turn. Judgment: it depends Output:")
+
+
+def test_ours_fr_prompts_keep_table_13_criteria_and_fr_last_shares_its_instructions():
+    paper = get_template("fluency")
+    one = get_template("fluency", "fr-oneword")
+    last = get_template("fluency", "fr-last")
+    assert {one.version, last.version}.isdisjoint({paper.version}) and one.version != last.version
+    a, b = ({"answer": "The cat sat on the mat."}, {"answer": "mat the on sat cat The"})
+    assert one.render(a) == paper.render(a) + "\n\nReply with exactly one word: True or False."
+    for criterion in ("obvious grammatical problems", "Focus solely on grammatical correctness"):
+        assert criterion in last.render(a)
+    # the reply comes last, so two replies' prompts share everything before Bob's words
+    ra, rb = last.render(a), last.render(b)
+    assert len(os.path.commonprefix([ra, rb])) == ra.index('Bob: "The cat') + len('Bob: "')
+    assert ra.endswith('mat."\n\nReply with exactly one word: True or False.')
+    assert paper.render(a).index("The cat") < 40  # Table 13 starts with the reply: nothing shared
 
 
 def test_render_substitutes_once_and_names_missing_fields():

@@ -4,7 +4,7 @@
 ``$VALUE_STEERING_CACHE/judge-bench/<judge id>/<set>-<date>.json``; the package ships the results of the
 measurements in bench/RESULTS.md under ``analysis/judge/data/judge_bench/``. ``measured_agreement(judge_id,
 template)`` is the newest result of that judge on the set that measures ``template`` (Template 1 ->
-``valuebench-t1``, CSR -> ``conva-csr``), and ``describe`` writes it in one cell:
+``valuebench-t1``, CSR -> ``conva-csr``, FR -> ``conva-fr``), and ``describe`` writes it in one cell:
 ``kappa 0.70 [0.63, 0.76] vs GPT-4, valuebench-t1, n=300`` or ``not measured``.
 """
 
@@ -18,8 +18,9 @@ from typing import Any
 from lm_eval_tasks.resources import cache_root
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "judge_bench"
-SET_OF_TEMPLATE = {"answer_judgment": "valuebench-t1", "thought_inclination": "valuebench-t1", "csr": "conva-csr"}
-REFERENCE = {"valuebench-t1": "GPT-4", "conva-csr": "a reader"}
+SET_OF_TEMPLATE = {"answer_judgment": "valuebench-t1", "thought_inclination": "valuebench-t1", "csr": "conva-csr",
+                   "fluency": "conva-fr"}
+REFERENCE = {"valuebench-t1": "GPT-4", "conva-csr": "a reader", "conva-fr": "replies vs their shuffled words"}
 
 
 def _folder(judge_id: str) -> str:
