@@ -320,12 +320,12 @@ def for_print(table: pd.DataFrame) -> pd.DataFrame:
 
 def judge_agreement(folder: Path) -> list[str]:
     """One line per judge of the Schwartz tasks in the leaderboard folder's ``judges.csv`` (written by
-    ``leaderboard --out`` from the logged samples): its id and newest measured agreement, so CSR/FR never
-    appear without it. No file (a leaderboard of runs nobody judged): no line."""
+    ``leaderboard --out`` from the logged samples): its id and newest measured agreement for CSR and for FR
+    (each measured on its own set), so neither appears without it. No file (a leaderboard of runs nobody judged): no line."""
     path = folder / "judges.csv"
     if not path.is_file():
         return []
     judges = pd.read_csv(path, keep_default_na=False, dtype=str)
-    rows = judges[judges["task"].str.startswith("schwartz")].drop_duplicates("judge")
-    return [f"CSR/FR judged by {r['judge']}: measured agreement {r['measured agreement']}"
+    rows = judges[judges["task"].str.startswith("schwartz")].drop_duplicates(["judge", "judged metrics"])
+    return [f"{r['judged metrics'].upper()} judged by {r['judge']}: measured agreement {r['measured agreement']}"
             for _, r in rows.iterrows()]

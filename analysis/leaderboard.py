@@ -163,9 +163,11 @@ def judge_view(runs: list[Run], rejudged: dict[str, dict[str, Any]] | None = Non
         if summary:
             judges.update({task: {str(summary.get("judge_id"))} for task in summary.get("tasks") or {}})
         for task, ids in judges.items():
-            template = "csr" if task.startswith("schwartz") else "answer_judgment"
-            metrics = "csr, fr" if template == "csr" else "orientation"
+            # each judged metric with the agreement of its own template: CSR (Table 11), FR (Table 13), Template 1
+            metrics = (("csr", "csr"), ("fr", "fluency")) if task.startswith("schwartz") else \
+                (("orientation", "answer_judgment"),)
             for judge_id in sorted(ids):
-                rows.append({"run": run.label, "task": _task_prefix(task), "judged metrics": metrics,
-                             "judge": judge_id, "measured agreement": describe(judge_id, template)})
+                for metric, template in metrics:
+                    rows.append({"run": run.label, "task": _task_prefix(task), "judged metrics": metric,
+                                 "judge": judge_id, "measured agreement": describe(judge_id, template)})
     return pd.DataFrame(rows)

@@ -108,7 +108,8 @@ def test_fig4_and_sft_rows_come_from_meta_and_task_variant(experiment, tmp_path,
     assert rows["ConVA"][header.index("CSR")] == "–" and rows["ICA + ConVA"][header.index("CSR")] == "1.000"
     assert "not in the table: 1 run(s) with steering `none` on the positive dilemmas (000-conva-power): the ICA " \
            "prompt again" in printed
-    assert f"CSR/FR judged by {JUDGE}: measured agreement not measured" in printed
+    assert f"CSR judged by {JUDGE}: measured agreement not measured" in printed
+    assert f"FR judged by {JUDGE}: measured agreement not measured" in printed
 
 
 METHODS_SHOWN = ("negative prompt", "negative prompt + CAA", "negative prompt + ConVA", "ICA + CAA", "ICA + ConVA",

@@ -51,6 +51,7 @@ def test_leaderboard_shows_the_judge_and_its_newest_measured_agreement(tmp_path,
     from analysis.conva_table import judge_agreement
 
     assert judge_agreement(tmp_path / "lb") == [
-        "CSR/FR judged by openai:gpt-4o@api.openai.com: measured agreement kappa 0.620 [0.520, 0.720] vs a reader, "
-        "conva-csr, n=240"]
+        "CSR judged by openai:gpt-4o@api.openai.com: measured agreement kappa 0.620 [0.520, 0.720] vs a reader, "
+        "conva-csr, n=240",
+        "FR judged by openai:gpt-4o@api.openai.com: measured agreement not measured"]  # no conva-fr result filed
     assert judge_agreement(tmp_path) == []  # no judges.csv: nothing judged

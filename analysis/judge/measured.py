@@ -20,7 +20,7 @@ from lm_eval_tasks.resources import cache_root
 SHIPPED = Path(__file__).resolve().parent / "data" / "judge_bench"
 SET_OF_TEMPLATE = {"answer_judgment": "valuebench-t1", "thought_inclination": "valuebench-t1", "csr": "conva-csr",
                    "fluency": "conva-fr"}
-REFERENCE = {"valuebench-t1": "GPT-4", "conva-csr": "a reader", "conva-fr": "replies vs their shuffled words"}
+REFERENCE = {"valuebench-t1": "GPT-4", "conva-csr": "a reader", "conva-fr": "replies and their shuffled words"}
 
 
 def _folder(judge_id: str) -> str:
