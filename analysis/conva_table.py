@@ -321,7 +321,8 @@ def for_print(table: pd.DataFrame) -> pd.DataFrame:
 def judge_agreement(folder: Path) -> list[str]:
     """One line per judge of the Schwartz tasks in the leaderboard folder's ``judges.csv`` (written by
     ``leaderboard --out`` from the logged samples): its id and newest measured agreement for CSR and for FR
-    (each measured on its own set), so neither appears without it. No file (a leaderboard of runs nobody judged): no line."""
+    (each measured on its own set), so neither appears without it. No file (a leaderboard of runs nobody
+    judged): no line."""
     path = folder / "judges.csv"
     if not path.is_file():
         return []

@@ -114,11 +114,8 @@ _FR_REPLY = (
     'Bob: "{answer}"\n'
     "\n"
 )
-_FR_QUESTION = (
-    "Only considering grammatical correctness rather than objective content correctness or "
-    "completeness, is what Bob said previously fluent natural language?\n"
-    "\n"
-)
+_FR_CRITERION = "Only considering grammatical correctness rather than objective content correctness or completeness, "
+_FR_QUESTION = _FR_CRITERION + "is what Bob said previously fluent natural language?\n\n"
 _FR_OPTIONS = (
     "· False. No, what Bob said has obvious grammatical problems.\n"
     "\n"
@@ -149,18 +146,15 @@ T1_QA = (
 # Ours: ConVA Table 11 with a one-word reply asked for.
 CSR_ONEWORD = CONVA_TABLE_11_CSR + "\n\nReply with exactly one word: Yes or No."
 
+_FR_ONE_WORD = "Reply with exactly one word: True or False."
+
 # Ours: ConVA Table 13 with a one-word reply asked for.
-FR_ONEWORD = CONVA_TABLE_13_FR + "\n\nReply with exactly one word: True or False."
+FR_ONEWORD = CONVA_TABLE_13_FR + "\n\n" + _FR_ONE_WORD
 
 # Ours: Table 13's criteria first and Bob's words last (so a local judge keeps the shared instructions in its
 # KV cache from one reply to the next), one word asked for.
-FR_REPLY_LAST = (
-    "Only considering grammatical correctness rather than objective content correctness or completeness, "
-    "judge whether what Bob says below is fluent natural language.\n"
-    "\n"
-    + _FR_OPTIONS + _FR_NOTE + "\n\n" + _FR_REPLY
-    + "Reply with exactly one word: True or False."
-)
+FR_REPLY_LAST = (_FR_CRITERION + "judge whether what Bob says below is fluent natural language.\n\n"
+                 + _FR_OPTIONS + _FR_NOTE + "\n\n" + _FR_REPLY + _FR_ONE_WORD)
 
 
 @dataclass(frozen=True)
